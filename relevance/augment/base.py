@@ -1,0 +1,69 @@
+"""The augmentation strategy contract and its registry.
+
+A strategy is a class registered under a name; `conf/augment/<name>.yaml`
+(`# @package augment.<name>`) holds its settings, passed to the constructor as
+keyword arguments. `augment=[original,easy_neg]` builds the training mix in
+that order: each strategy sees the original table and the mix so far, and
+returns the rows it adds, with a `source` column naming it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any
+
+from datasets import Dataset
+
+STRATEGIES: dict[str, type] = {}
+
+
+def register(name: str):
+    def decorate(cls):
+        if name in STRATEGIES and STRATEGIES[name] is not cls:
+            raise ValueError(f"augmentation strategy {name!r} is registered twice")
+        cls.name = name
+        STRATEGIES[name] = cls
+        return cls
+
+    return decorate
+
+
+def load_strategy_modules() -> None:
+    """Import every module of relevance.augment so their @register lines run:
+    a new strategy is one module + one YAML, no edit elsewhere."""
+    import relevance.augment as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def known_strategies() -> list[str]:
+    load_strategy_modules()
+    return sorted(STRATEGIES)
+
+
+@dataclass
+class AugmentContext:
+    """What a strategy may use besides its own settings."""
+
+    task: str  # QC | QI
+    original: Dataset  # the training rows as read
+    train_languages: list[str]
+    eval_languages: list[str]  # languages of the dev/test rows
+    seed: int
+    cache_dir: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Strategy:
+    """Base class: override `generate` (rows added to the mix)."""
+
+    name = "strategy"
+
+    def __init__(self, **settings: Any):
+        self.settings = settings
+
+    def generate(self, mix: Dataset, context: AugmentContext) -> Dataset:
+        raise NotImplementedError

@@ -1,0 +1,259 @@
+"""Typed schemas for the Hydra configs, registered in Hydra's ConfigStore.
+
+`conf/train.yaml` starts its defaults list with `train_schema`, so every group
+option (model, quant, head, ...) merges into a typed node: an unknown key or a
+value of the wrong type fails at compose time, before any model loads.
+Cross-field rules (what only makes sense together) live in `validate_config`,
+which every entry point calls right after composing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, ListConfig
+
+
+@dataclass
+class TaskConfig:
+    name: str = MISSING  # "QC" or "QI", as in the competition files
+    key: str = MISSING  # lower-case name used in file names and experiments
+    target_field: str = MISSING  # category_path | item_title
+    prompt: str = MISSING  # template with {query} and {target}
+    pivot_prompt: str = "\nQuery in English: {pivot}"  # inserted after the query when rows carry a pivot
+
+
+@dataclass
+class DemoDataConfig:
+    seed: int = 0
+    train_rows: int = 480
+    dev_rows: int = 240
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    dir: Optional[str] = None
+    train_file: str = MISSING
+    dev_file: Optional[str] = None  # null: split the training file, grouped by query
+    dev_fraction: float = 0.2
+    null_target: str = "drop"  # drop | empty | error
+    max_train_rows: Optional[int] = None  # stratified subsample, for CPU runs
+    max_dev_rows: Optional[int] = None
+    generate: Optional[DemoDataConfig] = None  # only the embedded demo data sets this
+
+
+@dataclass
+class TinyModelConfig:
+    architecture: str = "llama"
+    vocab_size: int = 1024
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+    max_position_embeddings: int = 256
+    seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    source: str = MISSING  # hub | local | gguf_package | tiny_random
+    id: str = MISSING  # hub id, local directory, or the Python package shipping a GGUF
+    revision: Optional[str] = None
+    gguf_file: Optional[str] = None
+    classifier_class: str = "transformers.AutoModelForSequenceClassification"
+    causal_lm_class: str = "transformers.AutoModelForCausalLM"
+    classifier_head: str = "score"  # module trained in full and saved with the adapter
+    lora_target_modules: Any = "all-linear"  # list of names or a regex (keeps LoRA out of vision towers)
+    pad_token: Optional[str] = None  # used when the tokenizer has none
+    max_length: int = 128
+    attn_implementation: Optional[str] = "eager"
+    trust_remote_code: bool = False
+    tiny: Optional[TinyModelConfig] = None
+
+
+@dataclass
+class QuantConfig:
+    name: str = MISSING
+    bits: Optional[int] = None  # 4, 8, or null for no quantization
+    quant_type: Optional[str] = None  # nf4 | fp4 (4-bit only)
+    double_quant: Optional[bool] = None  # 4-bit only
+    compute_dtype: str = "auto"  # auto: bf16 on a bf16-capable GPU, fp32 on CPU
+
+
+@dataclass
+class PeftConfig:
+    name: str = MISSING
+    r: Optional[int] = None
+    alpha: Optional[int] = None
+    dropout: Optional[float] = None
+    target_modules: Any = None
+
+
+@dataclass
+class HeadConfig:
+    name: str = MISSING  # classifier | yes_no
+    padding_side: str = "right"
+    answer_suffix: Optional[str] = None  # yes_no: appended after the prompt, never truncated
+    positive_token: Optional[str] = None  # yes_no: the single token that means "relevant"
+    negative_token: Optional[str] = None
+
+
+@dataclass
+class TrainerConfig:
+    name: str = MISSING
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 8
+    eval_batch_size: int = 32
+    grad_accum: int = 1
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    lr_scheduler: str = "linear"
+    class_weights: Any = None  # null | balanced | [w_negative, w_positive]
+    group_by_length: bool = True
+    gradient_checkpointing: bool = False
+    logging_steps: int = 10
+    save_checkpoints: bool = True
+    num_threads: Optional[int] = None  # torch CPU threads; null: torch's default
+
+
+@dataclass
+class TrackingConfig:
+    tracking_uri: str = MISSING
+    experiment_name: str = MISSING
+    artifact_location: Optional[str] = None
+    run_name: Optional[str] = None  # null: built from the command-line overrides
+    log_adapter: bool = True
+    log_datasets: bool = True
+
+
+@dataclass
+class PathsConfig:
+    root: str = MISSING
+    cache_dir: str = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class TrainConfig:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    augment: dict[str, Any] = field(default_factory=dict)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 42
+
+
+@dataclass
+class PredictConfig:
+    run: str = "latest"  # an MLflow run id, or "latest" (newest finished run of the task's experiment)
+    input: str = MISSING
+    output: str = MISSING
+    task: Optional[str] = None  # null: the run's task
+    batch_size: int = 32
+    null_target: str = "empty"
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+def register_configs() -> None:
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    store.store(name="predict_schema", node=PredictConfig)
+
+
+class ConfigError(ValueError):
+    """A composed config asks for something that cannot work; the message says what to change."""
+
+
+TASKS = ("QC", "QI")
+MODEL_SOURCES = ("hub", "local", "gguf_package", "tiny_random")
+NULL_TARGET_POLICIES = ("drop", "empty", "error")
+HEADS = ("classifier", "yes_no")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Cross-field checks that a schema cannot express. Raises ConfigError listing every problem."""
+    problems = list(_problems(cfg))
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def _problems(cfg: DictConfig):
+    if cfg.task.name not in TASKS:
+        yield f"task.name={cfg.task.name!r}: use one of {TASKS} (task=qc or task=qi)"
+    if cfg.model.source not in MODEL_SOURCES:
+        yield f"model.source={cfg.model.source!r}: use one of {MODEL_SOURCES}"
+    if cfg.model.source == "tiny_random" and cfg.model.tiny is None:
+        yield "model.source=tiny_random needs model.tiny (the tiny model's dimensions)"
+    if cfg.model.source == "gguf_package" and not cfg.model.gguf_file:
+        yield "model.source=gguf_package needs model.gguf_file (the GGUF file name inside the package)"
+    if cfg.data.dev_file is None and not 0 < cfg.data.dev_fraction < 1:
+        yield f"data.dev_fraction={cfg.data.dev_fraction}: must be between 0 and 1 when data.dev_file is null"
+    if cfg.data.null_target not in NULL_TARGET_POLICIES:
+        yield f"data.null_target={cfg.data.null_target!r}: use one of {NULL_TARGET_POLICIES}"
+    if cfg.data.name == "competition" and not cfg.data.dir:
+        yield "data=competition needs data.dir=PATH (the folder holding the JSON-lines files)"
+    yield from _quant_peft_problems(cfg)
+    yield from _head_problems(cfg)
+    yield from _trainer_problems(cfg)
+    if not cfg.augment:
+        yield "augment is empty: choose at least one strategy, e.g. augment=[original]"
+
+
+def _quant_peft_problems(cfg: DictConfig):
+    bits = cfg.quant.bits
+    if bits not in (None, 4, 8):
+        yield f"quant.bits={bits}: use 4, 8 or null"
+    if bits is not None and cfg.peft.name == "none":
+        yield (f"quant={cfg.quant.name} needs peft=lora: a {bits}-bit base cannot be trained in full "
+               "(or use quant=none to fine-tune every weight)")
+    if bits == 4 and cfg.quant.quant_type not in ("nf4", "fp4"):
+        yield f"quant.quant_type={cfg.quant.quant_type!r}: 4-bit needs nf4 or fp4"
+    if cfg.quant.compute_dtype not in ("auto", "float32", "bfloat16", "float16"):
+        yield f"quant.compute_dtype={cfg.quant.compute_dtype!r}: use auto, float32, bfloat16 or float16"
+    if cfg.peft.name == "lora":
+        if not cfg.peft.r or cfg.peft.r < 1:
+            yield f"peft.r={cfg.peft.r}: LoRA rank must be a positive integer"
+        if not cfg.peft.target_modules:
+            yield "peft.target_modules is empty: set model.lora_target_modules in the model's YAML"
+    elif cfg.peft.name != "none":
+        yield f"peft.name={cfg.peft.name!r}: use lora or none"
+
+
+def _head_problems(cfg: DictConfig):
+    head = cfg.head
+    if head.name not in HEADS:
+        yield f"head.name={head.name!r}: use one of {HEADS}"
+    if head.padding_side not in ("left", "right"):
+        yield f"head.padding_side={head.padding_side!r}: use left or right"
+    if head.name == "yes_no":
+        if not head.positive_token or not head.negative_token:
+            yield "head=yes_no needs head.positive_token and head.negative_token"
+        if head.padding_side != "left":
+            yield "head=yes_no needs head.padding_side=left: it reads the logits of the last position"
+
+
+def _trainer_problems(cfg: DictConfig):
+    weights = cfg.trainer.class_weights
+    if weights is not None and weights != "balanced":
+        if not isinstance(weights, (list, ListConfig)) or len(weights) != 2:
+            yield (f"trainer.class_weights={weights!r}: use null, balanced, "
+                   "or [weight_of_label_0, weight_of_label_1]")
+    if cfg.trainer.batch_size < 1 or cfg.trainer.grad_accum < 1:
+        yield "trainer.batch_size and trainer.grad_accum must be at least 1"
+    if not 0 <= cfg.trainer.warmup_ratio < 1:
+        yield f"trainer.warmup_ratio={cfg.trainer.warmup_ratio}: must be in [0, 1)"
+    if cfg.trainer.epochs <= 0 and cfg.trainer.max_steps <= 0:
+        yield "trainer.epochs or trainer.max_steps must be positive"

@@ -1,0 +1,71 @@
+"""From the `data` config to the run's training and dev tables."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset
+from omegaconf import DictConfig
+
+from relevance.data.demo import write_demo_data
+from relevance.data.reader import read_jsonl
+from relevance.data.splits import grouped_split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Splits:
+    train: Dataset
+    dev: Dataset
+    train_path: Path
+    dev_path: Path  # the training file itself when dev was split from it
+    null_targets: int  # rows whose target was null, handled by data.null_target
+
+
+def load_splits(data_cfg: DictConfig, task: str, seed: int) -> Splits:
+    """Read (or, for the demo, generate then read) the training and dev tables."""
+    data_dir = Path(data_cfg.dir)
+    if data_cfg.generate is not None:
+        gen = data_cfg.generate
+        write_demo_data(data_dir, seed=gen.seed, train_rows=gen.train_rows, dev_rows=gen.dev_rows)
+    train_path = data_dir / data_cfg.train_file
+    train_read = read_jsonl(train_path, task, null_target=data_cfg.null_target)
+    null_targets = train_read.null_targets
+    if data_cfg.dev_file:
+        dev_path = data_dir / data_cfg.dev_file
+        dev_read = read_jsonl(dev_path, task, null_target=data_cfg.null_target)
+        train, dev = train_read.dataset, dev_read.dataset
+        null_targets += dev_read.null_targets
+    else:
+        dev_path = train_path
+        train, dev = grouped_split(train_read.dataset, data_cfg.dev_fraction, seed)
+    if null_targets:
+        log.warning("%d rows had a null %s target (policy: %s)", null_targets, task, data_cfg.null_target)
+    train = stratified_subsample(train, data_cfg.max_train_rows, seed)
+    dev = stratified_subsample(dev, data_cfg.max_dev_rows, seed)
+    return Splits(train, dev, train_path, dev_path, null_targets)
+
+
+def stratified_subsample(table: Dataset, max_rows: int | None, seed: int) -> Dataset:
+    """At most `max_rows` rows, keeping each (language, label) stratum's share; deterministic by seed.
+
+    Whole queries are not kept together here: subsampling happens after the
+    train/dev split, so no query can cross sides because of it.
+    """
+    if max_rows is None or len(table) <= max_rows:
+        return table
+    labels = table["label"] if "label" in table.column_names else [0] * len(table)
+    strata = np.array([f"{lang}|{lab}" for lang, lab in zip(table["language"], labels)])
+    rng = np.random.default_rng(seed)
+    keep: list[int] = []
+    for stratum in np.unique(strata):
+        members = np.flatnonzero(strata == stratum)
+        share = max(1, round(len(members) * max_rows / len(table)))
+        keep.extend(rng.choice(members, size=min(share, len(members)), replace=False).tolist())
+    if len(keep) > max_rows:  # rounding up small strata can overshoot by a few rows
+        keep = rng.choice(keep, size=max_rows, replace=False).tolist()
+    return table.select(sorted(keep))

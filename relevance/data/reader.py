@@ -1,0 +1,178 @@
+"""Strict reader for the competition's JSON-lines files.
+
+Every line is validated and the first problem stops the run with a
+:class:`~relevance.data.schema.DataError` that names file, line and field: a
+silently mis-parsed row (a label ``"1"`` read as truthy, a QI file passed to a QC
+run) would otherwise surface hours later as a puzzling metric.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+
+from .schema import COLUMNS, ORIGINAL_SOURCE, TASK_TARGET_FIELD, DataError, normalise_task
+
+NULL_TARGET_POLICIES = ("drop", "empty", "error")
+
+
+def table_features(labelled: bool = True) -> datasets.Features:
+    """Explicit column types, so empty or odd files still give a stable schema."""
+    cols = {c: datasets.Value("string") for c in COLUMNS}
+    cols["label"] = datasets.Value("int64")
+    if not labelled:
+        del cols["label"]
+    return datasets.Features(cols)
+
+
+@dataclass
+class ReadResult:
+    """A validated table plus facts about how it was read."""
+
+    dataset: datasets.Dataset
+    path: str
+    null_targets: int  # rows with a null target, handled by the ``null_target`` policy
+
+
+def _label(value, path: str, line: int) -> int:
+    # bool is a subclass of int: reject it explicitly, as well as strings like "1",
+    # which would otherwise be accepted by a lenient int() conversion.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DataError(path, line, "label", f"expected 0 or 1, got {value!r}")
+    if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+        raise DataError(path, line, "label", f"expected 0 or 1, got {value!r}")
+    if int(value) not in (0, 1):
+        raise DataError(path, line, "label", f"expected 0 or 1, got {value!r}")
+    return int(value)
+
+
+def read_jsonl(
+    path: str | Path,
+    task: str,
+    *,
+    require_label: bool = True,
+    null_target: str = "drop",
+) -> ReadResult:
+    """Read and validate one competition file into the internal table (see ``COLUMNS``).
+
+    ``null_target`` decides what happens to rows whose target (category path or
+    item title) is JSON ``null`` — the real QI training set has a few hundred:
+    ``"drop"`` removes them, ``"empty"`` keeps them with target ``""`` and
+    ``"error"`` raises.  When ``require_label`` is false the label is optional,
+    but it must then be present on all rows or on none; it is kept when present
+    (scoring a labelled dev file still yields metrics).
+    """
+    task = normalise_task(task)
+    if null_target not in NULL_TARGET_POLICIES:
+        raise ValueError(
+            f"unknown null_target policy {null_target!r}: expected one of {', '.join(NULL_TARGET_POLICIES)}"
+        )
+    target_field = TASK_TARGET_FIELD[task]
+    # The target field is checked after the task value: a QI file passed to a QC
+    # run should be reported as a task mismatch, not as lacking category_path.
+    required = ("id", "task", "language", "origin_query")
+    p = Path(path)
+    spath = str(path)
+    if not p.exists():
+        raise FileNotFoundError(f"data file not found: {spath}")
+
+    cols: dict[str, list] = {c: [] for c in COLUMNS}
+    n_rows = 0
+    n_null = 0
+    labelled: bool | None = None  # decided by the first row
+    first_line = 0
+
+    with p.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(spath, lineno, "<json>", f"line is not valid UTF-8 ({e.reason})") from None
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise DataError(spath, lineno, "<json>", f"malformed JSON: {e.msg} (column {e.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(spath, lineno, "<json>", f"expected a JSON object, got {type(obj).__name__}")
+            n_rows += 1
+
+            for name in required:
+                if name not in obj:
+                    raise DataError(spath, lineno, name, "missing required field")
+
+            rid = obj["id"]
+            if isinstance(rid, bool) or not isinstance(rid, (int, str)) or (isinstance(rid, str) and not rid.strip()):
+                raise DataError(spath, lineno, "id", f"expected an integer or non-empty string, got {rid!r}")
+
+            ftask = obj["task"]
+            if not isinstance(ftask, str) or ftask.strip().upper() != task:
+                raise DataError(
+                    spath, lineno, "task",
+                    f"file says {ftask!r} but the run's task is {task}: "
+                    f"pass task={str(ftask).strip().lower()} or another file",
+                )
+
+            if target_field not in obj:
+                raise DataError(spath, lineno, target_field, "missing required field")
+
+            lang = obj["language"]
+            if not isinstance(lang, str) or not lang.strip():
+                raise DataError(spath, lineno, "language", f"expected a non-empty language code, got {lang!r}")
+
+            query = obj["origin_query"]
+            if not isinstance(query, str) or not query.strip():
+                raise DataError(spath, lineno, "origin_query", f"expected a non-empty string, got {query!r}")
+
+            target = obj[target_field]
+            is_null = target is None
+            if is_null:
+                if null_target == "error":
+                    raise DataError(spath, lineno, target_field, "is null (use null_target='drop' or 'empty')")
+                n_null += 1
+            elif not isinstance(target, str):
+                raise DataError(spath, lineno, target_field, f"expected a string, got {target!r}")
+
+            # A label is "present" when the key exists and is not null.
+            has_label = obj.get("label") is not None
+            if require_label and "label" not in obj:
+                raise DataError(spath, lineno, "label", "missing required field")
+            if require_label or has_label:
+                label = _label(obj.get("label"), spath, lineno)
+            if labelled is None:
+                labelled, first_line = has_label, lineno
+            elif has_label != labelled:
+                state = "has a label" if has_label else "has no label"
+                other = "have none" if has_label else "have one"
+                raise DataError(
+                    spath, lineno, "label",
+                    f"this row {state} but earlier rows (from line {first_line}) {other}: "
+                    "label every row or none",
+                )
+
+            if is_null and null_target == "drop":
+                continue
+            cols["id"].append(str(rid))
+            cols["task"].append(task)
+            cols["language"].append(lang.strip().lower())
+            cols["query"].append(query.strip())
+            cols["target"].append("" if is_null else target.strip())
+            if labelled:
+                cols["label"].append(label)
+
+    if n_rows == 0:
+        raise DataError(spath, 0, "<file>", "file has no rows")
+    if not cols["id"]:
+        raise DataError(spath, 0, "<file>", f"all {n_rows} rows had a null {target_field} and were dropped")
+
+    n_kept = len(cols["id"])
+    cols["source"] = [ORIGINAL_SOURCE] * n_kept
+    if not labelled:
+        del cols["label"]
+    dataset = datasets.Dataset.from_dict(cols, features=table_features(bool(labelled)))
+    return ReadResult(dataset=dataset, path=spath, null_targets=n_null)

@@ -1,0 +1,93 @@
+"""Build the backbone + tokenizer + head a run asks for."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.utils import get_class
+from omegaconf import DictConfig
+from transformers import AutoTokenizer
+
+from relevance.modeling.heads import build_head
+from relevance.modeling.quantization import bitsandbytes_config, device_map, resolve_compute_dtype
+from relevance.modeling.sources import ModelSourceError, ResolvedModel, resolve_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    model: object
+    tokenizer: object
+    head: object
+    source: ResolvedModel
+    train_languages: list[str] | None = None  # set when loaded from a run, for unseen-language metrics
+
+
+def load_tokenizer(source: ResolvedModel, model_cfg: DictConfig, head_cfg: DictConfig):
+    tokenizer = AutoTokenizer.from_pretrained(
+        source.path, revision=source.revision, trust_remote_code=model_cfg.trust_remote_code)
+    if tokenizer.pad_token is None:
+        if not model_cfg.pad_token:
+            raise ValueError(f"model {model_cfg.name}: the tokenizer has no pad token; set model.pad_token")
+        tokenizer.pad_token = model_cfg.pad_token
+    tokenizer.padding_side = head_cfg.padding_side
+    return tokenizer
+
+
+def load_backbone(cfg: DictConfig, source: ResolvedModel, tokenizer, head_cfg: DictConfig):
+    """The base model for the head: sequence classification (2 labels) or causal LM."""
+    model_cfg = cfg.model
+    class_path = model_cfg.classifier_class if head_cfg.name == "classifier" else model_cfg.causal_lm_class
+    model_class = get_class(class_path)
+    kwargs = dict(
+        revision=source.revision,
+        dtype=resolve_compute_dtype(cfg.quant.compute_dtype),
+        quantization_config=bitsandbytes_config(cfg.quant),
+        device_map=device_map(),
+        trust_remote_code=model_cfg.trust_remote_code,
+    )
+    if model_cfg.attn_implementation:
+        kwargs["attn_implementation"] = model_cfg.attn_implementation
+    if head_cfg.name == "classifier":
+        kwargs["num_labels"] = 2
+    try:
+        model = model_class.from_pretrained(source.path, **kwargs)
+    except OSError as error:
+        raise ModelSourceError(
+            f"could not load model {model_cfg.name} from {source.path!r}: {error}\n"
+            "Without network access, point to a local copy: model.source=local model.id=/path/to/dir"
+        ) from error
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def load_for_training(cfg: DictConfig) -> LoadedModel:
+    from relevance.modeling.lora import apply_peft
+
+    source = resolve_model(cfg.model, Path(cfg.paths.cache_dir))
+    tokenizer = load_tokenizer(source, cfg.model, cfg.head)
+    head = build_head(cfg.head, tokenizer)
+    model = load_backbone(cfg, source, tokenizer, cfg.head)
+    model = apply_peft(model, cfg.peft, cfg.model, head.task_type, quantized=cfg.quant.bits is not None,
+                       gradient_checkpointing=cfg.trainer.gradient_checkpointing)
+    return LoadedModel(model, tokenizer, head, source)
+
+
+def load_for_inference(cfg: DictConfig, model_dir: Path) -> LoadedModel:
+    """A trained run's model: the logged adapter on a freshly built base, or the full model."""
+    if (model_dir / "adapter_config.json").exists():
+        from peft import PeftModel
+
+        source = resolve_model(cfg.model, Path(cfg.paths.cache_dir))
+        tokenizer = load_tokenizer(source, cfg.model, cfg.head)
+        base = load_backbone(cfg, source, tokenizer, cfg.head)
+        model = PeftModel.from_pretrained(base, str(model_dir))
+    else:
+        source = ResolvedModel(str(model_dir), None, f"local:{model_dir}")
+        tokenizer = load_tokenizer(source, cfg.model, cfg.head)
+        model = load_backbone(cfg, source, tokenizer, cfg.head)
+    model.eval()
+    return LoadedModel(model, tokenizer, build_head(cfg.head, tokenizer), source)

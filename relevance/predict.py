@@ -1,0 +1,130 @@
+"""`python -m relevance.predict run=<run id|latest> input=<file> output=<file>`
+
+Loads a logged run (adapter + threshold), scores a competition-format file and
+writes the submission format: the input fields + `prediction` + `score`. When
+the input has labels it also prints the metrics, overall and per language.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import hydra
+import numpy as np
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from relevance.config import register_configs
+from relevance.runtime import quiet_third_party_logs
+
+register_configs()
+log = logging.getLogger(__name__)
+
+
+class RunNotFoundError(LookupError):
+    pass
+
+
+def find_run(client: MlflowClient, run: str, task: str | None) -> str:
+    """A run id as given, or for `latest` the newest finished run that logged a model."""
+    if run != "latest":
+        return client.get_run(run).info.run_id
+    experiments = [e.experiment_id for e in client.search_experiments()
+                   if task is None or e.name.endswith(f"-{task.lower()}")]
+    runs = client.search_runs(experiments, "attributes.status = 'FINISHED' and tags.`relevance.has_model` = 'true'",
+                              order_by=["attributes.start_time DESC"], max_results=1) if experiments else []
+    if not runs:
+        raise RunNotFoundError(f"no finished run with a logged model in {client.tracking_uri}"
+                               + (f" for task {task}" if task else ""))
+    return runs[0].info.run_id
+
+
+def load_run_model(client: MlflowClient, run_id: str, cache_dir: str, work_dir: Path):
+    """The run's config (with this machine's cache dir), model and threshold."""
+    from relevance.evaluation import load_threshold
+    from relevance.modeling.loader import load_for_inference
+    from relevance.pipeline import DATA_SUMMARY_FILE, MODEL_ARTIFACT, RUN_CONFIG_FILE
+
+    model_dir = Path(client.download_artifacts(run_id, MODEL_ARTIFACT, str(work_dir)))
+    run_cfg = OmegaConf.load(model_dir / RUN_CONFIG_FILE)
+    run_cfg.paths.cache_dir = cache_dir
+    loaded = load_for_inference(run_cfg, model_dir)
+    loaded.train_languages = json.loads((model_dir / DATA_SUMMARY_FILE).read_text())["train_languages"]
+    return run_cfg, loaded, load_threshold(model_dir)
+
+
+def predict_file(run_cfg: DictConfig, loaded, threshold: float, input_path: Path, output_path: Path,
+                 batch_size: int, null_target: str, task: str | None = None) -> dict | None:
+    from relevance.data.reader import read_jsonl
+    from relevance.evaluation import evaluation_report
+    from relevance.modeling.inputs import encode_table
+    from relevance.modeling.scoring import score_rows
+
+    if null_target == "drop":
+        raise ValueError("null_target=drop would leave rows without a prediction: use empty or error")
+    task = (task or run_cfg.task.name).upper()
+    table = read_jsonl(input_path, task, require_label=False, null_target=null_target).dataset
+    encoded = encode_table(table, loaded.tokenizer, run_cfg.task, run_cfg.head, run_cfg.model.max_length)
+    scores = score_rows(loaded.model, loaded.head, loaded.tokenizer, encoded, batch_size)
+    predictions = (scores >= threshold).astype(int)
+    write_submission(input_path, output_path, scores, predictions)
+    if "label" not in table.column_names:
+        return None
+    return evaluation_report(np.asarray(table["label"]), scores, table["language"], threshold,
+                             loaded.train_languages)
+
+
+def write_submission(input_path: Path, output_path: Path, scores: np.ndarray, predictions: np.ndarray) -> None:
+    """Input objects in input order + prediction + score, written atomically: a crash
+    never leaves a half-written file or clobbers an earlier output."""
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{output_path.name}.", dir=output_path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out, open(input_path, encoding="utf-8") as src:
+            rows = (json.loads(line) for line in src if line.strip())
+            for row, score, prediction in zip(rows, scores, predictions, strict=True):
+                row["prediction"] = int(prediction)
+                row["score"] = round(float(score), 6)
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, output_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def format_report(report: dict) -> str:
+    lines = [f"{'language':<10} {'rows':>6} {'F1':>7} {'precision':>9} {'recall':>7} {'ROC-AUC':>8}"]
+
+    def line(name: str, m: dict) -> str:
+        return (f"{name:<10} {int(m['support']):>6} {m['f1']:>7.4f} {m['precision']:>9.4f} "
+                f"{m['recall']:>7.4f} {m['roc_auc']:>8.4f}")
+
+    lines.append(line("overall", report["overall"]))
+    for language, metrics in report["per_language"].items():
+        lines.append(line(language, metrics))
+    if report.get("unseen"):
+        lines.append(line("unseen", report["unseen"]) + f"  ({','.join(report['unseen_languages'])})")
+    return "\n".join(lines)
+
+
+@hydra.main(config_path="../conf", config_name="predict", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    quiet_third_party_logs()
+    client = MlflowClient(cfg.tracking.tracking_uri)
+    run_id = find_run(client, cfg.run, cfg.task)
+    with tempfile.TemporaryDirectory() as work_dir:
+        run_cfg, loaded, threshold = load_run_model(client, run_id, cfg.paths.cache_dir, Path(work_dir))
+        output = Path(cfg.output)
+        report = predict_file(run_cfg, loaded, threshold, Path(cfg.input), output, cfg.batch_size,
+                              cfg.null_target, cfg.task)
+    print(f"run {run_id}: wrote {output} (threshold {threshold:.4f})")
+    if report is not None:
+        print(format_report(report))
+
+
+if __name__ == "__main__":
+    main()

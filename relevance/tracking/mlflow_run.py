@@ -1,0 +1,155 @@
+"""One MLflow run per training job: params, tags, metrics, datasets, artifacts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+MAX_PARAMS_PER_CALL = 100
+MAX_PARAM_VALUE = 6000
+PARENT_RUN_ENV = "RELEVANCE_PARENT_RUN_ID"  # set by the sweep callback; MLFLOW_RUN_ID would resume that run instead
+GROUP_TAGS = ("model", "task", "data", "quant", "peft", "head", "trainer")
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """{"model": {"name": "x"}} → {"model.name": "x"}; lists stay whole values."""
+    if isinstance(node, dict):
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            flat.update(flatten(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: node}
+
+
+def config_params(cfg: DictConfig) -> dict[str, str]:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return {key: _param_value(value) for key, value in flatten(resolved).items()}
+
+
+def _param_value(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else str(value)
+    return text if len(text) <= MAX_PARAM_VALUE else text[: MAX_PARAM_VALUE - 3] + "..."
+
+
+def config_hash(cfg: DictConfig, ignore: tuple[str, ...] = ("paths", "tracking")) -> str:
+    """Identity of what a run computes: the config minus where things are stored. Taken
+    unresolved, so values that only interpolate storage paths (the demo data folder under
+    the cache) don't change it, while a literal data.dir does."""
+    unresolved = OmegaConf.to_container(cfg, resolve=False)
+    kept = {k: v for k, v in unresolved.items() if k not in ignore}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def augment_mix_name(cfg: DictConfig) -> str:
+    return "+".join(cfg.augment.keys())
+
+
+def group_tags(cfg: DictConfig) -> dict[str, str]:
+    """Tags the MLflow UI can group and filter by: the option chosen in each config group."""
+    tags = {group: str(cfg[group].name) for group in GROUP_TAGS}
+    tags["augment"] = augment_mix_name(cfg)
+    tags["relevance.config_hash"] = config_hash(cfg)
+    return tags
+
+
+def run_name_from_overrides(overrides: list[str], cfg: DictConfig) -> str:
+    """The overrides that make this run different (`model=x,augment=[a,b]`), or its main choices."""
+    kept = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~").startswith(("paths.", "tracking.", "hydra."))]
+    if kept:
+        return ",".join(kept)
+    return f"{cfg.model.name}-{cfg.task.key}-{augment_mix_name(cfg)}"
+
+
+def get_or_create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except mlflow.exceptions.MlflowException:
+        # A parallel job of the same sweep created it first.
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+class TrackedRun:
+    """Context manager around one MLflow run. Ends FINISHED, or FAILED with the error
+    as a tag and the traceback as an artifact, so a crash never leaves a run RUNNING."""
+
+    def __init__(self, tracking_cfg: DictConfig, run_name: str, tags: dict[str, str]):
+        mlflow.set_tracking_uri(tracking_cfg.tracking_uri)
+        self.client = MlflowClient(tracking_cfg.tracking_uri)
+        self.experiment_id = get_or_create_experiment(
+            self.client, tracking_cfg.experiment_name, tracking_cfg.artifact_location)
+        self.run_name = run_name
+        self.tags = dict(tags)
+        parent = os.environ.get(PARENT_RUN_ENV)
+        if parent:
+            self.tags["mlflow.parentRunId"] = parent
+        self.run_id: str | None = None
+
+    def __enter__(self) -> "TrackedRun":
+        run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=self.tags)
+        self.run_id = run.info.run_id
+        log.info("MLflow run %s (%s) in experiment %s", self.run_id, self.run_name, self.experiment_id)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            self.client.set_terminated(self.run_id, "FINISHED")
+            return False
+        message = f"{exc_type.__name__}: {exc}"
+        self.client.set_tag(self.run_id, "error", message[:5000])
+        self.client.log_text(self.run_id, "".join(traceback.format_exception(exc_type, exc, tb)), "error.txt")
+        self.client.set_terminated(self.run_id, "FAILED")
+        return False
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        for start in range(0, len(items), MAX_PARAMS_PER_CALL):
+            self.client.log_batch(self.run_id, params=items[start:start + MAX_PARAMS_PER_CALL])
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[start:start + 1000])
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_artifacts(self, directory: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(directory), artifact_path)
+
+    def log_dict(self, data: dict, artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, data, artifact_file)
+
+    def log_table(self, frame, artifact_file: str) -> None:
+        self.client.log_table(self.run_id, frame, artifact_file)
+
+    def log_dataset(self, frame, name: str, source: str, context: str) -> None:
+        """The table as an MLflow dataset (with its digest) attached to this run as an input."""
+        from mlflow.entities import DatasetInput, InputTag
+
+        dataset = mlflow.data.from_pandas(frame, source=source, name=name,
+                                          targets="label" if "label" in frame.columns else None)
+        entity = dataset._to_mlflow_entity()
+        self.client.log_inputs(self.run_id, [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])])

@@ -1,0 +1,51 @@
+"""Shared test helpers: real Hydra composition, real CLI runs, temp MLflow stores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from relevance.config import register_configs
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+SHARED_QC = REPO.parent / "shared" / "data" / "qc"
+
+register_configs()
+
+
+def compose_train(overrides: list[str] | None = None):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides or [])
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One model/augmentation cache for the whole session: the tiny model is built once.
+    RELEVANCE_TEST_CACHE reuses a cache across sessions (e.g. the converted Gemma)."""
+    env = os.environ.get("RELEVANCE_TEST_CACHE")
+    return Path(env) if env else tmp_path_factory.mktemp("cache")
+
+
+def cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RELEVANCE_"))}
+    env["HYDRA_FULL_ERROR"] = "1"
+    return env
+
+
+def run_cli(module: str, args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """`python -m relevance.<module> args...`, exactly as a user runs it, from `cwd`."""
+    result = subprocess.run([sys.executable, "-m", f"relevance.{module}", *args], cwd=cwd, env=cli_env(),
+                            capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"relevance.{module} failed ({result.returncode}):\n{result.stderr[-6000:]}")
+    return result
+
+
+def tiny_run_args(root: Path, cache: Path, *extra: str) -> list[str]:
+    return ["model=tiny_random", "trainer=smoke", f"paths.root={root}", f"paths.cache_dir={cache}", *extra]

@@ -1,0 +1,95 @@
+"""Every config in conf/ composes against the schemas; bad combinations fail with
+a message saying what to change, before any model loads."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from relevance.config import ConfigError, validate_config
+from tests.conftest import CONF_DIR, compose_train
+
+GROUPS = ["task", "data", "model", "quant", "peft", "head", "trainer", "tracking", "paths"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def valid_overrides(group: str, option: str) -> list[str]:
+    """The other choices a given option needs to be a valid run."""
+    extra = {("data", "competition"): ["data.dir=/data"], ("peft", "none"): ["quant=none"]}
+    return [f"{group}={option}", *extra.get((group, option), [])]
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_group_option_composes_and_validates(group, option):
+    cfg = compose_train(valid_overrides(group, option))
+    validate_config(cfg)
+    if "name" in cfg[group]:
+        assert str(cfg[group].name).lower() == option
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes_and_validates(experiment):
+    cfg = compose_train([f"experiment={experiment}"])
+    validate_config(cfg)
+
+
+@pytest.mark.parametrize("strategy", options("augment"))
+def test_every_augment_strategy_composes(strategy):
+    cfg = compose_train([f"augment=[original,{strategy}]" if strategy != "original" else "augment=[original]"])
+    validate_config(cfg)
+    assert strategy in cfg.augment
+
+
+def test_defaults_are_the_cpu_qlora_setup():
+    cfg = compose_train()
+    assert (cfg.model.name, cfg.quant.name, cfg.peft.name, cfg.head.name) == ("gemma3_270m", "nf4", "lora", "classifier")
+    assert cfg.quant.compute_dtype == "auto" and cfg.quant.double_quant is True
+    assert list(cfg.augment) == ["original"]
+    # LoRA targets come from the model's YAML, not from code
+    assert list(cfg.peft.target_modules) == list(cfg.model.lora_target_modules)
+
+
+def test_gpu_presets_keep_lora_out_of_the_vision_tower():
+    cfg = compose_train(["model=gemma3_12b"])
+    assert isinstance(cfg.peft.target_modules, str) and "language_model" in cfg.peft.target_modules
+    assert compose_train(["model=qwen25_14b"]).model.id == "Qwen/Qwen2.5-14B-Instruct"
+
+
+def test_augment_mix_is_multi_select_in_order():
+    cfg = compose_train(["augment=[original]"])
+    assert list(cfg.augment) == ["original"]
+
+
+def test_four_bit_without_lora_fails_with_what_to_change():
+    cfg = compose_train(["quant=nf4", "peft=none"])
+    with pytest.raises(ConfigError, match="quant=nf4 needs peft=lora"):
+        validate_config(cfg)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["head=yes_no", "head.padding_side=right"], "padding_side=left"),
+    (["trainer.class_weights=[1.0]"], "class_weights"),
+    (["data=competition"], "data.dir"),
+    (["data.null_target=ignore"], "null_target"),
+    (["peft.r=0"], "peft.r"),
+    (["trainer.warmup_ratio=1.5"], "warmup_ratio"),
+])
+def test_invalid_combinations_name_the_setting(overrides, message):
+    with pytest.raises((ConfigError, ConfigCompositionException), match=message):
+        validate_config(compose_train(overrides))
+
+
+def test_unknown_key_fails_at_compose_time():
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_train(["model.lora_rank=8"])
+    assert isinstance(info.value.__cause__, ConfigKeyError) or "lora_rank" in str(info.value.__cause__)
+
+
+def test_wrong_type_fails_at_compose_time():
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_train(["trainer.batch_size=many"])
+    assert isinstance(info.value.__cause__, ValidationError)
