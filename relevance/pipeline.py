@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +61,9 @@ def run_training(cfg: DictConfig, context: RunContext) -> RunResult:
         _log_config(run, cfg, context)
         splits = load_splits(cfg.data, cfg.task.name, cfg.seed)
         train_languages = languages(splits.train)
-        mix = _training_mix(cfg, splits, train_languages)
+        augment_context = _augment_context(cfg, splits.train, train_languages, languages(splits.dev))
+        mix = build_training_mix(cfg.augment, augment_context)
+        splits.dev = mix.transform_inputs(splits.dev, augment_context)  # e.g. the English pivot, dev side
         _log_data(run, cfg, splits, mix, train_languages)
         result = _fine_tune_and_evaluate(run, cfg, context, splits, mix, train_languages)
     return result
@@ -77,12 +78,11 @@ def _log_config(run: TrackedRun, cfg: DictConfig, context: RunContext) -> None:
         run.log_artifacts(context.hydra_dir, "config/.hydra")
 
 
-def _training_mix(cfg: DictConfig, splits: Splits, train_languages: list[str]) -> MixResult:
-    augment_context = AugmentContext(
-        task=cfg.task.name, original=splits.train, train_languages=train_languages,
-        eval_languages=languages(splits.dev), seed=cfg.seed, cache_dir=str(Path(cfg.paths.cache_dir) / "augment"),
+def _augment_context(cfg: DictConfig, original, train_languages: list[str], eval_languages: list[str]) -> AugmentContext:
+    return AugmentContext(
+        task=cfg.task.name, original=original, train_languages=train_languages, eval_languages=eval_languages,
+        seed=cfg.seed, cache_dir=str(Path(cfg.paths.cache_dir) / "augment"),
     )
-    return build_training_mix(cfg.augment, augment_context)
 
 
 def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, train_languages: list[str]) -> None:
@@ -97,7 +97,8 @@ def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, 
                      "data_mix_positive_rate": float(np.mean(mix.table["label"]))})
     for stats in mix.stats:
         run.log_metrics({f"augment_{stats.name}_rows": stats.rows_added,
-                         f"augment_{stats.name}_seconds": stats.seconds})
+                         f"augment_{stats.name}_seconds": stats.seconds,
+                         **{f"augment_{stats.name}_{key}": value for key, value in stats.counters.items()}})
     run.log_table(mix.composition(), "data/mix_composition.json")
     run.log_dict({s.name: s.by_language_label for s in mix.stats}, "data/augment_rows_by_language_label.json")
     if cfg.tracking.log_datasets:

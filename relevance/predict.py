@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from relevance.config import register_configs
+from relevance.files import atomic_open
 from relevance.runtime import quiet_third_party_logs
 
 register_configs()
@@ -68,6 +68,7 @@ def predict_file(run_cfg: DictConfig, loaded, threshold: float, input_path: Path
         raise ValueError("null_target=drop would leave rows without a prediction: use empty or error")
     task = (task or run_cfg.task.name).upper()
     table = read_jsonl(input_path, task, require_label=False, null_target=null_target).dataset
+    table = apply_input_strategies(run_cfg, table, loaded.train_languages or [])
     encoded = encode_table(table, loaded.tokenizer, run_cfg.task, run_cfg.head, run_cfg.model.max_length)
     scores = score_rows(loaded.model, loaded.head, loaded.tokenizer, encoded, batch_size)
     predictions = (scores >= threshold).astype(int)
@@ -78,22 +79,32 @@ def predict_file(run_cfg: DictConfig, loaded, threshold: float, input_path: Path
                              loaded.train_languages)
 
 
+def apply_input_strategies(run_cfg: DictConfig, table, train_languages: list[str]):
+    """Rewrite inputs as the run's input-side strategies did in training (e.g. the English pivot)."""
+    from relevance.augment.base import AugmentContext
+    from relevance.augment.mix import input_strategies
+    from relevance.data.splits import languages
+
+    strategies = input_strategies(run_cfg.augment)
+    if not strategies:
+        return table
+    context = AugmentContext(task=run_cfg.task.name, original=table.select([]), train_languages=train_languages,
+                             eval_languages=languages(table), seed=run_cfg.seed,
+                             cache_dir=str(Path(run_cfg.paths.cache_dir) / "augment"))
+    for strategy in strategies:
+        table = strategy.transform_inputs(table, context)
+    return table
+
+
 def write_submission(input_path: Path, output_path: Path, scores: np.ndarray, predictions: np.ndarray) -> None:
     """Input objects in input order + prediction + score, written atomically: a crash
     never leaves a half-written file or clobbers an earlier output."""
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output_path.name}.", dir=output_path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out, open(input_path, encoding="utf-8") as src:
-            rows = (json.loads(line) for line in src if line.strip())
-            for row, score, prediction in zip(rows, scores, predictions, strict=True):
-                row["prediction"] = int(prediction)
-                row["score"] = round(float(score), 6)
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, output_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(output_path) as out, open(input_path, encoding="utf-8") as src:
+        rows = (json.loads(line) for line in src if line.strip())
+        for row, score, prediction in zip(rows, scores, predictions, strict=True):
+            row["prediction"] = int(prediction)
+            row["score"] = round(float(score), 6)
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def format_report(report: dict) -> str:

@@ -58,12 +58,27 @@ class AugmentContext:
 
 
 class Strategy:
-    """Base class: override `generate` (rows added to the mix)."""
+    """Base class. Override `generate` to add rows to the mix (return an empty table to
+    add none), and/or `transform_inputs` for an input-side strategy (e.g. `pivot`), which
+    rewrites every table the model reads: the training mix, dev, and files scored by
+    `relevance.predict`. `counters` are logged to MLflow as `augment_<name>_<key>`
+    (e.g. cache hits)."""
 
     name = "strategy"
 
     def __init__(self, **settings: Any):
         self.settings = settings
+        self.counters: dict[str, float] = {}
+
+    def count(self, key: str, amount: float = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + amount
 
     def generate(self, mix: Dataset, context: AugmentContext) -> Dataset:
-        raise NotImplementedError
+        return context.original.select([])
+
+    def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
+        return table
+
+    @property
+    def transforms_inputs(self) -> bool:
+        return type(self).transform_inputs is not Strategy.transform_inputs

@@ -22,12 +22,19 @@ class StrategyStats:
     rows_added: int
     seconds: float
     by_language_label: dict[str, int]
+    counters: dict[str, float]
 
 
 @dataclass
 class MixResult:
     table: Dataset
     stats: list[StrategyStats]
+    input_strategies: list  # strategies whose transform_inputs applies to dev and predict inputs too
+
+    def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
+        for strategy in self.input_strategies:
+            table = strategy.transform_inputs(table, context)
+        return table
 
     def composition(self) -> pd.DataFrame:
         """Rows per source × language × label: the mix as a table."""
@@ -43,22 +50,37 @@ def build_strategy(name: str, settings: DictConfig | dict | None):
     return STRATEGIES[name](**kwargs)
 
 
+def input_strategies(augment_cfg: DictConfig) -> list:
+    """The chosen strategies that rewrite model inputs, for scoring new files the way the run was trained."""
+    strategies = [build_strategy(name, settings) for name, settings in augment_cfg.items()]
+    return [s for s in strategies if s.transforms_inputs]
+
+
 def build_training_mix(augment_cfg: DictConfig, context: AugmentContext) -> MixResult:
     parts: list[Dataset] = []
     stats: list[StrategyStats] = []
+    input_strategies = []
     mix = context.original.select([])
     for name, settings in augment_cfg.items():
         strategy = build_strategy(name, settings)
         started = time.perf_counter()
         added = strategy.generate(mix, context)
-        seconds = time.perf_counter() - started
         if len(added):
             added = added.cast(context.original.features) if added.features != context.original.features else added
             parts.append(added)
             mix = concatenate_datasets(parts)
+        if strategy.transforms_inputs:
+            input_strategies.append(strategy)
+        seconds = time.perf_counter() - started
         counts = Counter(f"{lang}|{label}" for lang, label in zip(added["language"], added["label"]))
-        stats.append(StrategyStats(name, len(added), seconds, dict(sorted(counts.items()))))
-        log.info("augment %s: %d rows in %.1fs", name, len(added), seconds)
+        stats.append(StrategyStats(name, len(added), seconds, dict(sorted(counts.items())), strategy.counters))
+        log.info("augment %s: %d rows in %.1fs %s", name, len(added), seconds, strategy.counters or "")
     if not len(mix):
         raise ValueError(f"the augmentation mix {list(augment_cfg.keys())} produced no training rows")
-    return MixResult(mix, stats)
+    result = MixResult(mix, stats, input_strategies)
+    if input_strategies:
+        started = time.perf_counter()
+        result.table = result.transform_inputs(mix, context)
+        log.info("input strategies %s on the training mix in %.1fs",
+                 [s.name for s in input_strategies], time.perf_counter() - started)
+    return result

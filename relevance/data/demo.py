@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+
 import random
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from relevance.files import atomic_open
 
 from .schema import TASK_TARGET_FIELD, normalise_task
 
@@ -318,14 +319,8 @@ def generate_demo_rows(task: str, split: str, seed: int, n_rows: int) -> list[di
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", newline="\n") as fh:
+        fh.write(text)
 
 
 def write_demo_data(out_dir, seed: int = 0, train_rows: int = 480, dev_rows: int = 240) -> dict[str, Path]:

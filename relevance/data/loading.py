@@ -60,12 +60,14 @@ def stratified_subsample(table: Dataset, max_rows: int | None, seed: int) -> Dat
         return table
     labels = table["label"] if "label" in table.column_names else [0] * len(table)
     strata = np.array([f"{lang}|{lab}" for lang, lab in zip(table["language"], labels)])
+    names, sizes = np.unique(strata, return_counts=True)
+    # Largest-remainder allocation: exactly max_rows in total, each stratum within one row of its share.
+    quotas = sizes * max_rows / len(table)
+    counts = np.floor(quotas).astype(int)
+    counts[np.argsort(-(quotas - counts), kind="stable")[: max_rows - counts.sum()]] += 1
     rng = np.random.default_rng(seed)
     keep: list[int] = []
-    for stratum in np.unique(strata):
-        members = np.flatnonzero(strata == stratum)
-        share = max(1, round(len(members) * max_rows / len(table)))
-        keep.extend(rng.choice(members, size=min(share, len(members)), replace=False).tolist())
-    if len(keep) > max_rows:  # rounding up small strata can overshoot by a few rows
-        keep = rng.choice(keep, size=max_rows, replace=False).tolist()
+    for name, count in zip(names, counts):
+        members = np.flatnonzero(strata == name)
+        keep.extend(rng.choice(members, size=count, replace=False).tolist())
     return table.select(sorted(keep))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 from sklearn.metrics import precision_recall_curve
 
 from relevance.evaluation.metrics import _check_inputs
+from relevance.files import atomic_open
 
 __all__ = ["tune_threshold", "save_threshold", "load_threshold", "THRESHOLD_FILENAME"]
 
@@ -72,17 +72,9 @@ def save_threshold(
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / THRESHOLD_FILENAME
     payload = {"threshold": threshold, "tuned_on": str(metric_name), "value": float(metric_value)}
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".threshold.", suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as fh:
+        json.dump(payload, fh, indent=2)
+        fh.write("\n")
     return path
 
 

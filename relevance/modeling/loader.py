@@ -11,7 +11,8 @@ from omegaconf import DictConfig
 from transformers import AutoTokenizer
 
 from relevance.modeling.heads import build_head
-from relevance.modeling.quantization import bitsandbytes_config, device_map, resolve_compute_dtype
+from relevance.modeling.quantization import (bitsandbytes_config, device_map, keep_4bit_layers_differentiable,
+                                              resolve_compute_dtype)
 from relevance.modeling.sources import ModelSourceError, ResolvedModel, resolve_model
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ def load_backbone(cfg: DictConfig, source: ResolvedModel, tokenizer, head_cfg: D
             "Without network access, point to a local copy: model.source=local model.id=/path/to/dir"
         ) from error
     model.config.pad_token_id = tokenizer.pad_token_id
+    keep_4bit_layers_differentiable(model)
     return model
 
 

