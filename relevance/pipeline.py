@@ -116,6 +116,7 @@ def _epoch_metrics(prediction) -> dict[str, float]:
 def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContext, splits: Splits,
                             mix: MixResult, train_languages: list[str]) -> RunResult:
     started = time.perf_counter()
+    set_seed(cfg.seed)  # heads and LoRA start the same whatever ran before (cache misses, augmentation)
     loaded = load_for_training(cfg)
     run.set_tags({"model.source_digest": loaded.source.digest})
     run.log_metrics({"model_load_seconds": time.perf_counter() - started,

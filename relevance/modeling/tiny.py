@@ -50,8 +50,9 @@ def _write_tiny_model(spec: dict, corpus: list[str], out_dir: Path) -> None:
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
     )
-    torch.manual_seed(spec["seed"])
-    model = transformers.AutoModelForCausalLM.from_config(config)
+    with torch.random.fork_rng(devices=[]):  # the run's own RNG stream stays untouched
+        torch.manual_seed(spec["seed"])
+        model = transformers.AutoModelForCausalLM.from_config(config)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
 

@@ -1,0 +1,53 @@
+"""`pivot`: show the model each query's English translation next to the query.
+
+An input-side strategy (the trick of the competition's 1st place): it adds no rows; its
+`transform_inputs` adds a ``pivot`` column = the query translated into English, and
+`relevance.modeling.inputs.format_prompt` appends ``task.pivot_prompt`` with it. English
+rows get their own query as pivot, which `format_prompt` skips (it equals the query).
+
+It runs on every table the model reads — the training mix, dev, and the files
+`relevance.predict` scores — so it works on unlabelled tables too (id, task, language,
+query, target). Same translator and cache as `translated` (``<cache_dir>/translations``):
+a query translated once is never translated again, by any run.
+"""
+
+from __future__ import annotations
+
+from datasets import Dataset
+
+from relevance.augment.base import AugmentContext, Strategy, register
+from relevance.augment.languages import competition_code
+from relevance.augment.translator import DEFAULT_MODEL, Translator
+
+PIVOT_LANGUAGE = "en"
+
+
+@register("pivot")
+class Pivot(Strategy):
+    def __init__(self, model: str = DEFAULT_MODEL, revision: str | None = None, batch_size: int = 16,
+                 num_beams: int = 1, max_new_tokens: int = 64, device: str = "auto"):
+        super().__init__(model=model, revision=revision, batch_size=batch_size, num_beams=num_beams,
+                         max_new_tokens=max_new_tokens, device=device)
+        self.translator_settings = dict(model=model, revision=revision, batch_size=batch_size, num_beams=num_beams,
+                                        max_new_tokens=max_new_tokens, device=device)
+        self.translator: Translator | None = None
+
+    def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
+        if self.translator is None:
+            self.translator = Translator(**self.translator_settings, cache_dir=context.cache_dir,
+                                         setting="augment.pivot.model")
+        queries = table["query"]
+        languages = [competition_code(lang) for lang in table["language"]]
+        pivots = list(queries)
+        for language in sorted(set(languages) - {PIVOT_LANGUAGE}):
+            rows = [i for i, lang in enumerate(languages) if lang == language]
+            translated = self.translator.translate([queries[i] for i in rows], language, PIVOT_LANGUAGE)
+            for i, text in zip(rows, translated):
+                if text.strip():
+                    pivots[i] = text.strip()
+                else:
+                    self.count("empty_translations")
+        self.counters.update(self.translator.counters)
+        if "pivot" in table.column_names:
+            table = table.remove_columns("pivot")
+        return table.add_column("pivot", pivots)

