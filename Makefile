@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 # CPU wheel from a local file on our machines; on a GPU machine set TORCH_SPEC to the build you want.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: install demo test test-full ui clean-cache
+.PHONY: install demo test test-slow test-full ui sweep-smoke ablation-cpu compare notebook clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,9 +25,31 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
-## test-full: also the slow ones (real Gemma-3 270M on the real QC rows)
+## test-slow: only the slow tests (real Gemma-3 270M on the real QC rows; the MLflow UI in headless Chromium)
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+## test-full: fast and slow tests
 test-full: install
 	$(PY) -m pytest -q -m ""
+
+## sweep-smoke: a 2-job tiny sweep (parent + children in ./mlflow.db), then its comparison
+sweep-smoke: install
+	$(PY) -m relevance.train -m experiment=smoke_sweep
+	$(PY) -m relevance.compare
+
+## ablation-cpu: the paper's augmentation ablation sized for CPU (Gemma-3 270M, real QC rows, 4 jobs, ~25 min)
+ablation-cpu: install
+	$(PY) -m relevance.train -m experiment=paper_ablation_cpu
+
+## compare: report on the latest sweep (outputs/compare/<time>/); ARGS="sweep=<id> baseline=<run>"
+compare: install
+	$(PY) -m relevance.compare $(ARGS)
+
+## notebook: execute the comparison notebook on the latest sweep into outputs/compare_runs.ipynb
+notebook: install
+	mkdir -p outputs
+	$(PY) -c "import nbformat, nbclient; nb = nbformat.read('notebooks/compare_runs.ipynb', 4); nbclient.NotebookClient(nb, timeout=1800, resources={'metadata': {'path': 'notebooks'}}).execute(); nbformat.write(nb, 'outputs/compare_runs.ipynb')"
 
 ## ui: the MLflow UI over this project's store, on 127.0.0.1
 ui: install

@@ -131,6 +131,7 @@ class TrackingConfig:
     run_name: Optional[str] = None  # null: built from the command-line overrides
     log_adapter: bool = True
     log_datasets: bool = True
+    resume: bool = True  # multirun only: skip a job whose identical config already has a FINISHED run
 
 
 @dataclass
@@ -210,6 +211,17 @@ def _problems(cfg: DictConfig):
     yield from _trainer_problems(cfg)
     if not cfg.augment:
         yield "augment is empty: choose at least one strategy, e.g. augment=[original]"
+    yield from _augment_problems(cfg)
+
+
+def _augment_problems(cfg: DictConfig):
+    from relevance.augment.base import known_strategies
+
+    known = known_strategies()
+    for name in cfg.augment:
+        if name not in known:
+            yield (f"augment has {name!r}, which no module registers: add @register({name!r}) in "
+                   f"relevance/augment/<module>.py (known: {', '.join(known)})")
 
 
 def _quant_peft_problems(cfg: DictConfig):

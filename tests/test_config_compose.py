@@ -93,3 +93,9 @@ def test_wrong_type_fails_at_compose_time():
     with pytest.raises(ConfigCompositionException) as info:
         compose_train(["trainer.batch_size=many"])
     assert isinstance(info.value.__cause__, ValidationError)
+
+
+def test_an_augment_option_without_a_registered_strategy_fails_validation():
+    cfg = compose_train(["+augment.no_such_strategy={}"])
+    with pytest.raises(ConfigError, match="no_such_strategy"):
+        validate_config(cfg)

@@ -1,0 +1,141 @@
+"""Start and stop a local MLflow server over the project's store.
+
+    python -m relevance.ui [paths.root=DIR] [port=5000] [workers=1]
+
+Serves sqlite:///<root>/mlflow.db (or $MLFLOW_TRACKING_URI) on 127.0.0.1 only, prints the
+URL, and stops on Ctrl-C. A busy port is replaced by a free one. The server runs in its own
+process group (session), so stopping it also stops the worker processes it spawned
+(uvicorn / huey): `MlflowServer.stop()` signals the whole group.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from relevance.tracking.runs import default_tracking_uri
+
+HOST = "127.0.0.1"
+
+
+def free_port(host: str = HOST) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_open(port: int, host: str = HOST) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class MlflowServer:
+    process: subprocess.Popen
+    port: int
+    log_path: Path
+    host: str = HOST
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM to the server's process group, SIGKILL if it lingers; waits until the port is closed."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and (_group_alive(self.process.pid) or port_open(self.port, self.host)):
+                self.process.poll()
+                time.sleep(0.2)
+            if not _group_alive(self.process.pid):
+                break
+        self.process.wait(timeout=timeout)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # zombies still count for killpg: look at the group's live members
+    for pid_dir in Path("/proc").iterdir() if Path("/proc").exists() else []:
+        if not pid_dir.name.isdigit():
+            continue
+        try:
+            fields = (pid_dir / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return not Path("/proc").exists()
+
+
+def start_server(backend_store_uri: str, port: int | None = None, workers: int = 1, log_path: Path | None = None,
+                 timeout: float = 120.0, host: str = HOST) -> MlflowServer:
+    """`mlflow server` in a new session, returned once /health answers."""
+    port = port or free_port(host)
+    log_path = log_path or Path(os.environ.get("TMPDIR", "/tmp")) / f"mlflow-server-{port}.log"
+    mlflow_cli = Path(sys.executable).with_name("mlflow")
+    command = [str(mlflow_cli) if mlflow_cli.exists() else "mlflow", "server", "--backend-store-uri", backend_store_uri,
+               "--host", host, "--port", str(port), "--workers", str(workers)]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+    server = MlflowServer(process, port, log_path, host)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {process.returncode}:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"{server.url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return server
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.5)
+    server.stop()
+    raise TimeoutError(f"mlflow server did not answer on {server.url} within {timeout:.0f}s:\n{server.log_tail()}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = dict(a.split("=", 1) for a in argv if "=" in a)
+    unknown = {a.split("=", 1)[0] for a in argv} - {"paths.root", "port", "workers", "tracking_uri"}
+    if unknown:
+        raise SystemExit(f"relevance.ui: unknown argument(s) {sorted(unknown)}; use paths.root=, port=, workers=, "
+                         "tracking_uri=")
+    uri = args.get("tracking_uri") or default_tracking_uri(args.get("paths.root"))
+    port = int(args.get("port", 5000))
+    if port_open(port):
+        port = free_port()
+    server = start_server(uri, port, int(args.get("workers", 1)))
+    print(f"MLflow UI for {uri}: {server.url}  (Ctrl-C stops it)", flush=True)
+    try:
+        while server.process.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()

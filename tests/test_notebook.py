@@ -1,0 +1,33 @@
+"""notebooks/compare_runs.ipynb runs top to bottom (nbclient) against the smoke sweep and
+shows the comparison tables and both plots."""
+
+from __future__ import annotations
+
+import nbformat
+from nbclient import NotebookClient
+
+from tests.conftest import REPO
+from tests.sweep_fixtures import smoke_sweep  # noqa: F401
+
+
+def test_the_comparison_notebook_runs_on_a_sweep(smoke_sweep, tmp_path, monkeypatch):  # noqa: F811
+    for key in ("RELEVANCE_ROOT", "RELEVANCE_BASELINE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", smoke_sweep.tracking_uri)
+    monkeypatch.setenv("RELEVANCE_SWEEP", smoke_sweep.parent.info.run_id)
+    monkeypatch.setenv("RELEVANCE_N_RESAMPLES", "100")
+    monkeypatch.setenv("RELEVANCE_NOTEBOOK_OUT", str(tmp_path / "plots"))
+    notebook = nbformat.read(REPO / "notebooks" / "compare_runs.ipynb", as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # stored clean
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    html = "\n".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    for child in smoke_sweep.children:
+        assert child.info.run_id in html
+    assert "ΔF1 vs baseline [95% CI]" in html and "best run" in html
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # per-language F1 and PR curves for QC
+    assert {p.name for p in (tmp_path / "plots").iterdir()} == {"per_language_f1_qc.png", "pr_curves_qc.png"}

@@ -1,0 +1,47 @@
+"""Optuna (TPE) over learning rate x LoRA rank with the tiny model: every trial is a child
+run of the sweep's parent, the best trial is on the parent, and a failing trial does not
+stop the search (it returns -inf: Optuna refuses NaN)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from relevance.train import _failed_value
+from tests.sweep_fixtures import run_sweep
+
+TINY = ["model=tiny_random", "trainer=smoke", "trainer.epochs=1", "data.max_train_rows=240"]
+
+
+def test_trials_are_child_runs_with_the_best_on_the_parent(tmp_path, shared_cache):
+    sweep = run_sweep(tmp_path, shared_cache, "experiment=optuna_lr_rank", *TINY,
+                      "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=1")
+    parent, children, client = sweep.parent, sweep.children, sweep.client
+    assert parent.data.tags["relevance.sweep.sweeper"] == "OptunaSweeper"
+    assert "peft.r=choice(4, 8, 16, 32)" in parent.info.run_name
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert int(child.data.params["peft.r"]) in (4, 8, 16, 32)
+        assert 1e-5 <= float(child.data.params["trainer.lr"]) <= 1e-3
+        assert "trainer.lr=" in child.info.run_name and "peft.r=" in child.info.run_name
+    best = max(children, key=lambda c: c.data.metrics["dev_f1"])
+    assert parent.data.metrics["best_dev_f1"] == pytest.approx(best.data.metrics["dev_f1"])
+    results = client.download_artifacts(parent.info.run_id, "sweep/optimization_results.yaml")
+    with open(results) as handle:
+        optimum = yaml.safe_load(handle)
+    assert optimum["best_value"] == pytest.approx(best.data.metrics["dev_f1"])
+
+
+def test_a_failed_job_returns_a_value_the_sweeper_accepts():
+    class Sweeper(dict):
+        pass
+
+    class HydraCfg:
+        def __init__(self, target):
+            self.sweeper = Sweeper(_target_=target)
+
+    assert _failed_value(HydraCfg("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper")) == -math.inf
+    assert math.isnan(_failed_value(HydraCfg("hydra._internal.core_plugins.basic_sweeper.BasicSweeper")))
