@@ -73,6 +73,19 @@ def run_name_from_overrides(overrides: list[str], cfg: DictConfig) -> str:
     return f"{cfg.model.name}-{cfg.task.key}-{augment_mix_name(cfg)}"
 
 
+def search_all(client: MlflowClient, experiment_ids: list[str], filter_string: str = "",
+               order_by: list[str] | None = None) -> list:
+    """Every run matching the filter, page after page (search_runs returns at most 1000 at a time)."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs(experiment_ids, filter_string, max_results=1000, order_by=order_by,
+                                  page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:

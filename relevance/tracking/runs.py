@@ -15,6 +15,7 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from relevance.tracking.mlflow_run import search_all
 from relevance.tracking.resume import CONFIG_HASH_TAG
 from relevance.tracking.sweep_callback import REUSED_TAG, SWEEP_ID_TAG, SWEEP_TAG
 
@@ -33,18 +34,6 @@ def default_tracking_uri(root: str | Path | None = None) -> str:
         return os.environ["MLFLOW_TRACKING_URI"]
     root = Path(root or os.environ.get("RELEVANCE_ROOT") or os.getcwd()).absolute()
     return f"sqlite:///{root}/mlflow.db"
-
-
-def search_all(client: MlflowClient, experiment_ids: list[str], filter_string: str = "",
-               order_by: list[str] | None = None) -> list[Run]:
-    runs, token = [], None
-    while True:
-        page = client.search_runs(experiment_ids, filter_string, max_results=1000, order_by=order_by,
-                                  page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
 
 
 def all_experiment_ids(client: MlflowClient) -> list[str]:

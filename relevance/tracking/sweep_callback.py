@@ -65,7 +65,7 @@ from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from relevance.tracking.mlflow_run import PARENT_RUN_ENV, get_or_create_experiment
+from relevance.tracking.mlflow_run import PARENT_RUN_ENV, get_or_create_experiment, search_all
 
 log = logging.getLogger(__name__)
 
@@ -263,16 +263,6 @@ class MlflowSweepCallback(Callback):
 
 # --------------------------------------------------------------------------- the summary
 
-def _search_all(client: MlflowClient, experiment_ids: list[str], filter_string: str) -> list:
-    runs, token = [], None
-    while True:
-        page = client.search_runs(experiment_ids, filter_string, max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
 def _finite(value: Any) -> float | None:
     return float(value) if value is not None and math.isfinite(float(value)) else None
 
@@ -280,7 +270,7 @@ def _finite(value: Any) -> float | None:
 def summarize_parent(client: MlflowClient, parent_id: str, records: list[dict]) -> dict:
     """Children and reused runs of one parent, with counts and the best run by dev_f1."""
     parent = client.get_run(parent_id)
-    children = _search_all(client, [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'")
+    children = search_all(client, [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent_id}'")
     mine = [r for r in records if r.get("parent_run_id") == parent_id]
     reused_ids = list(dict.fromkeys(r["reused_run_id"] for r in mine if r["status"] == "skipped"))
     no_run_failures = [r for r in mine if r["status"] == "failed" and r.get("stage") == "setup"]
