@@ -13,8 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
-from relevance.augment.base import AugmentContext
-from relevance.augment.mix import MixResult, build_training_mix
+from relevance.augment.mix import MixResult, augment_context, build_training_mix
 from relevance.data.loading import Splits, load_splits
 from relevance.data.splits import languages
 from relevance.evaluation import (binary_metrics, evaluation_report, flatten_for_logging, plot_confusion_matrix,
@@ -61,9 +60,9 @@ def run_training(cfg: DictConfig, context: RunContext) -> RunResult:
         _log_config(run, cfg, context)
         splits = load_splits(cfg.data, cfg.task.name, cfg.seed)
         train_languages = languages(splits.train)
-        augment_context = _augment_context(cfg, splits.train, train_languages, languages(splits.dev))
-        mix = build_training_mix(cfg.augment, augment_context)
-        splits.dev = mix.transform_inputs(splits.dev, augment_context)  # e.g. the English pivot, dev side
+        context_for_strategies = augment_context(cfg, splits.train, train_languages, languages(splits.dev))
+        mix = build_training_mix(cfg.augment, context_for_strategies)
+        splits.dev = mix.transform_inputs(splits.dev, context_for_strategies)  # e.g. the English pivot, dev side
         _log_data(run, cfg, splits, mix, train_languages)
         result = _fine_tune_and_evaluate(run, cfg, context, splits, mix, train_languages)
     return result
@@ -76,13 +75,6 @@ def _log_config(run: TrackedRun, cfg: DictConfig, context: RunContext) -> None:
     run.log_artifact(resolved, "config")
     if context.hydra_dir and context.hydra_dir.is_dir():
         run.log_artifacts(context.hydra_dir, "config/.hydra")
-
-
-def _augment_context(cfg: DictConfig, original, train_languages: list[str], eval_languages: list[str]) -> AugmentContext:
-    return AugmentContext(
-        task=cfg.task.name, original=original, train_languages=train_languages, eval_languages=eval_languages,
-        seed=cfg.seed, cache_dir=str(Path(cfg.paths.cache_dir) / "augment"),
-    )
 
 
 def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, train_languages: list[str]) -> None:

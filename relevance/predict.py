@@ -81,19 +81,14 @@ def predict_file(run_cfg: DictConfig, loaded, threshold: float, input_path: Path
 
 def apply_input_strategies(run_cfg: DictConfig, table, train_languages: list[str]):
     """Rewrite inputs as the run's input-side strategies did in training (e.g. the English pivot)."""
-    from relevance.augment.base import AugmentContext
-    from relevance.augment.mix import input_strategies
+    from relevance.augment import mix
     from relevance.data.splits import languages
 
-    strategies = input_strategies(run_cfg.augment)
+    strategies = mix.input_strategies(run_cfg.augment)
     if not strategies:
         return table
-    context = AugmentContext(task=run_cfg.task.name, original=table.select([]), train_languages=train_languages,
-                             eval_languages=languages(table), seed=run_cfg.seed,
-                             cache_dir=str(Path(run_cfg.paths.cache_dir) / "augment"))
-    for strategy in strategies:
-        table = strategy.transform_inputs(table, context)
-    return table
+    context = mix.augment_context(run_cfg, table.select([]), train_languages, languages(table))
+    return mix.apply_input_strategies(strategies, table, context)
 
 
 def write_submission(input_path: Path, output_path: Path, scores: np.ndarray, predictions: np.ndarray) -> None:

@@ -6,6 +6,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 from datasets import Dataset, concatenate_datasets
@@ -32,9 +33,7 @@ class MixResult:
     input_strategies: list  # strategies whose transform_inputs applies to dev and predict inputs too
 
     def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
-        for strategy in self.input_strategies:
-            table = strategy.transform_inputs(table, context)
-        return table
+        return apply_input_strategies(self.input_strategies, table, context)
 
     def composition(self) -> pd.DataFrame:
         """Rows per source × language × label: the mix as a table."""
@@ -50,16 +49,31 @@ def build_strategy(name: str, settings: DictConfig | dict | None):
     return STRATEGIES[name](**kwargs)
 
 
+def augment_context(cfg: DictConfig, original: Dataset, train_languages: list[str],
+                    eval_languages: list[str]) -> AugmentContext:
+    """The context a run's strategies see, the same in training and in `relevance.predict`."""
+    return AugmentContext(
+        task=cfg.task.name, original=original, train_languages=train_languages, eval_languages=eval_languages,
+        seed=cfg.seed, cache_dir=str(Path(cfg.paths.cache_dir) / "augment"),
+    )
+
+
 def input_strategies(augment_cfg: DictConfig) -> list:
     """The chosen strategies that rewrite model inputs, for scoring new files the way the run was trained."""
     strategies = [build_strategy(name, settings) for name, settings in augment_cfg.items()]
     return [s for s in strategies if s.transforms_inputs]
 
 
+def apply_input_strategies(strategies: list, table: Dataset, context: AugmentContext) -> Dataset:
+    for strategy in strategies:
+        table = strategy.transform_inputs(table, context)
+    return table
+
+
 def build_training_mix(augment_cfg: DictConfig, context: AugmentContext) -> MixResult:
     parts: list[Dataset] = []
     stats: list[StrategyStats] = []
-    input_strategies = []
+    input_side = []
     mix = context.original.select([])
     for name, settings in augment_cfg.items():
         strategy = build_strategy(name, settings)
@@ -70,17 +84,17 @@ def build_training_mix(augment_cfg: DictConfig, context: AugmentContext) -> MixR
             parts.append(added)
             mix = concatenate_datasets(parts)
         if strategy.transforms_inputs:
-            input_strategies.append(strategy)
+            input_side.append(strategy)
         seconds = time.perf_counter() - started
         counts = Counter(f"{lang}|{label}" for lang, label in zip(added["language"], added["label"]))
         stats.append(StrategyStats(name, len(added), seconds, dict(sorted(counts.items())), strategy.counters))
         log.info("augment %s: %d rows in %.1fs %s", name, len(added), seconds, strategy.counters or "")
     if not len(mix):
         raise ValueError(f"the augmentation mix {list(augment_cfg.keys())} produced no training rows")
-    result = MixResult(mix, stats, input_strategies)
-    if input_strategies:
+    result = MixResult(mix, stats, input_side)
+    if input_side:
         started = time.perf_counter()
         result.table = result.transform_inputs(mix, context)
         log.info("input strategies %s on the training mix in %.1fs",
-                 [s.name for s in input_strategies], time.perf_counter() - started)
+                 [s.name for s in input_side], time.perf_counter() - started)
     return result
