@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from relevance.text_tables import markdown_table, text_table
 from relevance.evaluation import paired_bootstrap_delta, plot_per_language_f1, plot_pr_curves
 from relevance.tracking.runs import (
     RunSelectionError,
@@ -306,19 +307,6 @@ def means_table(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     rows = [[r.label, _fmt(r.qc_f1), _fmt(r.qi_f1), _fmt(r.mean_f1), _fmt(r.mean_precision), _fmt(r.mean_recall)]
             for r in comparison.task_means.itertuples()]
     return header, rows
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    esc = lambda text: str(text).replace("|", "\\|")
-    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def text_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
 # --------------------------------------------------------------------------- outputs

@@ -65,6 +65,7 @@ from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from relevance.text_tables import markdown_table
 from relevance.tracking.mlflow_run import PARENT_RUN_ENV, get_or_create_experiment, search_all
 
 log = logging.getLogger(__name__)
@@ -314,11 +315,10 @@ def summary_markdown(summary: dict) -> str:
         best = summary["best"]
         lines += [f"best: `{best['run_name']}` ({best['run_id']}), dev_f1 {best['dev_f1']:.4f}", ""]
     header = ["run", "status", "source", *SUMMARY_METRICS, "run id"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in summary["runs"]:
-        values = [f"{row[k]:.4f}" if row.get(k) is not None else "" for k in SUMMARY_METRICS]
-        name = (row.get("run_name") or "").replace("|", "\\|")
-        lines.append("| " + " | ".join([name, row["status"], row["source"], *values, row.get("run_id") or ""]) + " |")
+    rows = [[row.get("run_name") or "", row["status"], row["source"],
+             *(f"{row[k]:.4f}" if row.get(k) is not None else "" for k in SUMMARY_METRICS), row.get("run_id") or ""]
+            for row in summary["runs"]]
+    lines.append(markdown_table(header, rows))
     failed = [r for r in summary["runs"] if r["status"] == "FAILED" and r.get("error")]
     if failed:
         lines += ["", "## errors", ""] + [f"- `{r['run_name']}`: {r['error'][:500]}" for r in failed]
