@@ -25,7 +25,8 @@ from relevance.modeling.scoring import score_rows
 from relevance.tracking.mlflow_run import TrackedRun, config_params, group_tags, run_name_from_overrides
 from relevance.tracking.trainer_callback import MlflowMetricsCallback
 from relevance.training.losses import class_weights
-from relevance.training.trainer import RelevanceTrainer, collator, training_arguments
+from relevance.modeling.inputs import collator
+from relevance.training.trainer import RelevanceTrainer, training_arguments
 
 log = logging.getLogger(__name__)
 

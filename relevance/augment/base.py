@@ -44,6 +44,13 @@ def known_strategies() -> list[str]:
     return sorted(STRATEGIES)
 
 
+def strategy_versions(names) -> dict[str, str]:
+    """`{name: version}` of the chosen strategies: part of a run's identity, so a fixed
+    strategy is never served from a stale finished run."""
+    load_strategy_modules()
+    return {name: str(STRATEGIES[name].version) for name in names if name in STRATEGIES}
+
+
 @dataclass
 class AugmentContext:
     """What a strategy may use besides its own settings."""
@@ -65,6 +72,7 @@ class Strategy:
     (e.g. cache hits)."""
 
     name = "strategy"
+    version = "1"  # bump when a change makes the strategy produce different rows: runs re-train on it
 
     def __init__(self, **settings: Any):
         self.settings = settings

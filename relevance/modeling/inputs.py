@@ -3,8 +3,10 @@ and for the yes/no head an answer suffix that truncation never cuts."""
 
 from __future__ import annotations
 
+import torch
 from datasets import Dataset
 from omegaconf import DictConfig
+from transformers import DataCollatorWithPadding
 
 
 def format_prompt(row: dict, task_cfg: DictConfig) -> str:
@@ -35,3 +37,13 @@ def encode_table(table: Dataset, tokenizer, task_cfg: DictConfig, head_cfg: Dict
         return encoded
 
     return table.map(encode, batched=True, remove_columns=table.column_names, desc="tokenizing")
+
+
+def collator(tokenizer) -> DataCollatorWithPadding:
+    """Dynamic padding to the longest row of each batch (the `length` column is dropped)."""
+    pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
+
+    def collate(features):
+        return pad([{k: v for k, v in f.items() if k != "length"} for f in features])
+
+    return collate

@@ -8,7 +8,7 @@ import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from relevance.training.trainer import collator
+from relevance.modeling.inputs import collator
 
 
 def score_rows(model, head, tokenizer, encoded: Dataset, batch_size: int) -> np.ndarray:

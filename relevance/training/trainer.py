@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers import Trainer, TrainingArguments
+
+
 
 
 class RelevanceTrainer(Trainer):
@@ -71,13 +73,3 @@ def training_arguments(trainer_cfg, output_dir: str, seed: int, compute_dtype: t
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-
-
-def collator(tokenizer) -> DataCollatorWithPadding:
-    """Dynamic padding to the longest row of each batch (the `length` column is dropped)."""
-    pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
-
-    def collate(features):
-        return pad([{k: v for k, v in f.items() if k != "length"} for f in features])
-
-    return collate
