@@ -18,11 +18,14 @@ from omegaconf import MISSING, DictConfig, ListConfig
 
 @dataclass
 class TaskConfig:
-    name: str = MISSING  # "QC" or "QI", as in the competition files
-    key: str = MISSING  # lower-case name used in file names and experiments
-    target_field: str = MISSING  # category_path | item_title
+    """A task is its YAML (`conf/task/<key>.yaml`): nothing in the code names QC or QI."""
+
+    name: str = MISSING  # the `task` value of the data files' rows, e.g. QC
+    key: str = MISSING  # lower-case name used in file names, experiment names and the `task=` option
+    target_field: str = MISSING  # the data files' field the query is matched against, e.g. category_path
     prompt: str = MISSING  # template with {query} and {target}
     pivot_prompt: str = "\nQuery in English: {pivot}"  # inserted after the query when rows carry a pivot
+    demo_targets: Optional[str] = None  # what data=demo pairs queries with: category_paths | item_titles
 
 
 @dataclass
@@ -178,7 +181,6 @@ class ConfigError(ValueError):
     """A composed config asks for something that cannot work; the message says what to change."""
 
 
-TASKS = ("QC", "QI")
 MODEL_SOURCES = ("hub", "local", "gguf_package", "tiny_random")
 NULL_TARGET_POLICIES = ("drop", "empty", "error")
 HEADS = ("classifier", "yes_no")
@@ -192,8 +194,7 @@ def validate_config(cfg: DictConfig) -> None:
 
 
 def _problems(cfg: DictConfig):
-    if cfg.task.name not in TASKS:
-        yield f"task.name={cfg.task.name!r}: use one of {TASKS} (task=qc or task=qi)"
+    yield from _task_problems(cfg)
     if cfg.model.source not in MODEL_SOURCES:
         yield f"model.source={cfg.model.source!r}: use one of {MODEL_SOURCES}"
     if cfg.model.source == "tiny_random" and cfg.model.tiny is None:
@@ -212,6 +213,22 @@ def _problems(cfg: DictConfig):
     if not cfg.augment:
         yield "augment is empty: choose at least one strategy, e.g. augment=[original]"
     yield from _augment_problems(cfg)
+
+
+def _task_problems(cfg: DictConfig):
+    task = cfg.task
+    for key in ("name", "key", "target_field"):
+        if not str(task[key]).strip():
+            yield f"task.{key} is empty: set it in conf/task/<your task>.yaml"
+    for slot in ("{query}", "{target}"):
+        if slot not in task.prompt:
+            yield f"task.prompt has no {slot}: the template must show both the query and the target"
+    if cfg.data.generate is not None:
+        from relevance.data.demo import TARGET_KINDS
+
+        if task.demo_targets not in TARGET_KINDS:
+            yield (f"data=demo makes {' or '.join(TARGET_KINDS)}, and task {task.name} sets "
+                   f"task.demo_targets={task.demo_targets}: use data=competition data.dir=PATH for this task")
 
 
 def _augment_problems(cfg: DictConfig):

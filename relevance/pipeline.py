@@ -13,11 +13,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
+from relevance.artifacts import MODEL_ARTIFACT, save_model_folder
 from relevance.augment.mix import MixResult, augment_context, build_training_mix
 from relevance.data.loading import Splits, load_splits
 from relevance.data.splits import languages
 from relevance.evaluation import (binary_metrics, evaluation_report, flatten_for_logging, plot_confusion_matrix,
-                                  plot_pr_curve, save_threshold, tune_threshold)
+                                  plot_pr_curve, tune_threshold)
 from relevance.modeling.inputs import encode_table
 from relevance.modeling.loader import load_for_training
 from relevance.modeling.quantization import resolve_compute_dtype
@@ -29,11 +30,6 @@ from relevance.modeling.inputs import collator
 from relevance.training.trainer import RelevanceTrainer, training_arguments
 
 log = logging.getLogger(__name__)
-
-MODEL_ARTIFACT = "model"  # adapter (or full model) + tokenizer + threshold.json + run_config.yaml
-RUN_CONFIG_FILE = "run_config.yaml"
-DATA_SUMMARY_FILE = "data_summary.json"  # training languages, for unseen-language metrics at predict time
-
 
 @dataclass
 class RunContext:
@@ -59,7 +55,7 @@ def run_training(cfg: DictConfig, context: RunContext) -> RunResult:
     run_name = cfg.tracking.run_name or run_name_from_overrides(context.overrides, cfg)
     with TrackedRun(cfg.tracking, run_name, group_tags(cfg)) as run:
         _log_config(run, cfg, context)
-        splits = load_splits(cfg.data, cfg.task.name, cfg.seed)
+        splits = load_splits(cfg.data, cfg.task, cfg.seed)
         train_languages = languages(splits.train)
         context_for_strategies = augment_context(cfg, splits.train, train_languages, languages(splits.dev))
         mix = build_training_mix(cfg.augment, context_for_strategies)
@@ -145,12 +141,8 @@ def _save_model(run: TrackedRun, cfg, context, loaded, threshold: float, metrics
                 train_languages: list[str]) -> None:
     """Adapter (with the classifier head) or full model, tokenizer, threshold and the
     config needed to rebuild the base: everything `relevance.predict` loads."""
-    model_dir = context.output_dir / MODEL_ARTIFACT
-    loaded.model.save_pretrained(model_dir)
-    loaded.tokenizer.save_pretrained(model_dir)
-    save_threshold(model_dir, threshold, "dev_f1", metrics["dev_f1"])
-    (model_dir / RUN_CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    (model_dir / DATA_SUMMARY_FILE).write_text(json.dumps({"train_languages": train_languages}))
+    model_dir = save_model_folder(context.output_dir / MODEL_ARTIFACT, cfg, loaded, threshold, "dev_f1",
+                                  metrics["dev_f1"], train_languages)
     if cfg.tracking.log_adapter:
         run.log_artifacts(model_dir, MODEL_ARTIFACT)
         run.set_tags({"relevance.has_model": "true"})

@@ -15,8 +15,9 @@ from pathlib import Path
 import hydra
 import numpy as np
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from relevance.artifacts import TrainedModel, download_model_folder, load_model_folder
 from relevance.config import register_configs
 from relevance.files import atomic_open
 from relevance.runtime import quiet_third_party_logs
@@ -43,22 +44,8 @@ def find_run(client: MlflowClient, run: str, task: str | None) -> str:
     return runs[0].info.run_id
 
 
-def load_run_model(client: MlflowClient, run_id: str, cache_dir: str, work_dir: Path):
-    """The run's config (with this machine's cache dir), model and threshold."""
-    from relevance.evaluation import load_threshold
-    from relevance.modeling.loader import load_for_inference
-    from relevance.pipeline import DATA_SUMMARY_FILE, MODEL_ARTIFACT, RUN_CONFIG_FILE
-
-    model_dir = Path(client.download_artifacts(run_id, MODEL_ARTIFACT, str(work_dir)))
-    run_cfg = OmegaConf.load(model_dir / RUN_CONFIG_FILE)
-    run_cfg.paths.cache_dir = cache_dir
-    loaded = load_for_inference(run_cfg, model_dir)
-    loaded.train_languages = json.loads((model_dir / DATA_SUMMARY_FILE).read_text())["train_languages"]
-    return run_cfg, loaded, load_threshold(model_dir)
-
-
-def predict_file(run_cfg: DictConfig, loaded, threshold: float, input_path: Path, output_path: Path,
-                 batch_size: int, null_target: str, task: str | None = None) -> dict | None:
+def predict_file(trained: TrainedModel, input_path: Path, output_path: Path, batch_size: int,
+                 null_target: str) -> dict | None:
     from relevance.data.reader import read_jsonl
     from relevance.evaluation import evaluation_report
     from relevance.modeling.inputs import encode_table
@@ -66,9 +53,9 @@ def predict_file(run_cfg: DictConfig, loaded, threshold: float, input_path: Path
 
     if null_target == "drop":
         raise ValueError("null_target=drop would leave rows without a prediction: use empty or error")
-    task = (task or run_cfg.task.name).upper()
-    table = read_jsonl(input_path, task, require_label=False, null_target=null_target).dataset
-    table = apply_input_strategies(run_cfg, table, loaded.train_languages or [])
+    run_cfg, loaded, threshold = trained.cfg, trained.loaded, trained.threshold
+    table = read_jsonl(input_path, run_cfg.task, require_label=False, null_target=null_target).dataset
+    table = apply_input_strategies(run_cfg, table, trained.train_languages)
     encoded = encode_table(table, loaded.tokenizer, run_cfg.task, run_cfg.head, run_cfg.model.max_length)
     scores = score_rows(loaded.model, loaded.head, loaded.tokenizer, encoded, batch_size)
     predictions = (scores >= threshold).astype(int)
@@ -76,7 +63,7 @@ def predict_file(run_cfg: DictConfig, loaded, threshold: float, input_path: Path
     if "label" not in table.column_names:
         return None
     return evaluation_report(np.asarray(table["label"]), scores, table["language"], threshold,
-                             loaded.train_languages)
+                             trained.train_languages)
 
 
 def apply_input_strategies(run_cfg: DictConfig, table, train_languages: list[str]):
@@ -123,11 +110,10 @@ def main(cfg: DictConfig) -> None:
     client = MlflowClient(cfg.tracking.tracking_uri)
     run_id = find_run(client, cfg.run, cfg.task)
     with tempfile.TemporaryDirectory() as work_dir:
-        run_cfg, loaded, threshold = load_run_model(client, run_id, cfg.paths.cache_dir, Path(work_dir))
+        trained = load_model_folder(download_model_folder(client, run_id, Path(work_dir)), cfg.paths.cache_dir)
         output = Path(cfg.output)
-        report = predict_file(run_cfg, loaded, threshold, Path(cfg.input), output, cfg.batch_size,
-                              cfg.null_target, cfg.task)
-    print(f"run {run_id}: wrote {output} (threshold {threshold:.4f})")
+        report = predict_file(trained, Path(cfg.input), output, cfg.batch_size, cfg.null_target)
+    print(f"run {run_id}: wrote {output} (threshold {trained.threshold:.4f})")
     if report is not None:
         print(format_report(report))
 

@@ -17,14 +17,16 @@ from relevance.augment.easy_neg import normalise
 from relevance.augment.languages import FLORES
 from relevance.data import languages, read_jsonl, write_demo_data
 from relevance.data.reader import table_features
+from tests.conftest import task_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_QC = REPO.parent / "shared" / "data" / "qc"
 
 
 def demo_table(directory: Path, task: str = "qc", split: str = "train", rows: int = 240, seed: int = 0) -> Dataset:
-    paths = write_demo_data(directory, seed=seed, train_rows=rows, dev_rows=rows)
-    return read_jsonl(paths[f"{task}_{split}"], task).dataset
+    task_cfg = task_config(task)
+    paths = write_demo_data(directory, task_cfg, seed=seed, train_rows=rows, dev_rows=rows)
+    return read_jsonl(paths[split], task_cfg).dataset
 
 
 def real_qc_rows(n: int, split: str = "train") -> Dataset:

@@ -10,13 +10,20 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from relevance.config import register_configs
+from omegaconf import OmegaConf
+
+from relevance.config import TaskConfig, register_configs
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 SHARED_QC = REPO.parent / "shared" / "data" / "qc"
 
 register_configs()
+
+
+def task_config(key: str):
+    """A task as the runs see it: `conf/task/<key>.yaml` over its typed schema."""
+    return OmegaConf.merge(OmegaConf.structured(TaskConfig), OmegaConf.load(CONF_DIR / "task" / f"{key.lower()}.yaml"))
 
 
 def compose_train(overrides: list[str] | None = None):

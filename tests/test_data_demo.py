@@ -1,6 +1,7 @@
 """Tests for relevance.data.demo: generated, deterministic, learnable demo data."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,27 +14,30 @@ from relevance.data import (
     write_demo_data,
 )
 from relevance.data.demo import PRODUCTS
+from tests.conftest import task_config
 
-EXPECTED_KEYS = {"qc_train", "qc_dev", "qi_train", "qi_dev"}
+QC, QI = task_config("qc"), task_config("qi")
 
 
-def test_same_seed_byte_identical_and_other_seed_differs(tmp_path):
-    a = write_demo_data(tmp_path / "a", seed=3)
-    b = write_demo_data(tmp_path / "b", seed=3)
-    c = write_demo_data(tmp_path / "c", seed=4)
-    assert set(a) == EXPECTED_KEYS
-    for key in EXPECTED_KEYS:
-        assert a[key].name == f"{key}.jsonl"
-        assert a[key].read_bytes() == b[key].read_bytes()
-        assert a[key].read_bytes() != c[key].read_bytes()
+@pytest.mark.parametrize("task", [QC, QI], ids=["qc", "qi"])
+def test_same_seed_byte_identical_and_other_seed_differs(tmp_path, task):
+    a = write_demo_data(tmp_path / "a", task, seed=3)
+    b = write_demo_data(tmp_path / "b", task, seed=3)
+    c = write_demo_data(tmp_path / "c", task, seed=4)
+    assert set(a) == {"train", "dev"}
+    for split in a:
+        assert a[split].name == f"{task.key}_{split}.jsonl"
+        assert a[split].read_bytes() == b[split].read_bytes()
+        assert a[split].read_bytes() != c[split].read_bytes()
     assert not [p for p in (tmp_path / "a").iterdir() if p.suffix == ".tmp"]
 
 
-@pytest.mark.parametrize("task", ["qc", "qi"])
-def test_files_read_back_and_look_like_the_competition(tmp_path, task):
-    paths = write_demo_data(tmp_path, seed=0, train_rows=300, dev_rows=160)
-    train = read_jsonl(paths[f"{task}_train"], task).dataset
-    dev = read_jsonl(paths[f"{task}_dev"], task).dataset
+@pytest.mark.parametrize("key", ["qc", "qi"])
+def test_files_read_back_and_look_like_the_competition(tmp_path, key):
+    task = task_config(key)
+    paths = write_demo_data(tmp_path, task, seed=0, train_rows=300, dev_rows=160)
+    train = read_jsonl(paths["train"], task).dataset
+    dev = read_jsonl(paths["dev"], task).dataset
     assert (len(train), len(dev)) == (300, 160)
     assert languages(train) == sorted(DEMO_TRAIN_LANGUAGES)
     assert languages(dev) == sorted(DEMO_TRAIN_LANGUAGES + DEMO_DEV_ONLY_LANGUAGES)
@@ -43,15 +47,15 @@ def test_files_read_back_and_look_like_the_competition(tmp_path, task):
         assert 0.55 <= ratio <= 0.8, ratio
     assert set(train["query"]).isdisjoint(dev["query"])
     # Raw format: exactly the competition fields, ids 1..n.
-    field = "category_path" if task == "qc" else "item_title"
-    rows = [json.loads(line) for line in paths[f"{task}_train"].read_text(encoding="utf-8").splitlines()]
+    field = task.target_field
+    rows = [json.loads(line) for line in paths["train"].read_text(encoding="utf-8").splitlines()]
     assert all(list(r) == ["id", "task", "language", "origin_query", field, "label"] for r in rows)
     assert [r["id"] for r in rows] == list(range(1, 301))
 
 
 def test_no_query_shared_between_splits_across_seeds():
     for seed in range(3):
-        for task in ("QC", "QI"):
+        for task in (QC, QI):
             train = {r["origin_query"] for r in generate_demo_rows(task, "train", seed, 600)}
             dev = {r["origin_query"] for r in generate_demo_rows(task, "dev", seed, 400)}
             assert train.isdisjoint(dev)
@@ -65,7 +69,7 @@ def test_qc_labels_follow_the_product_relation():
             by_name[name] = prod
     path_top = {p.path: p.top for p in PRODUCTS}
     hard = easy = 0
-    for r in generate_demo_rows("QC", "train", 0, 600):
+    for r in generate_demo_rows(QC, "train", 0, 600):
         prod = next(p for name, p in by_name.items() if name in r["origin_query"])
         if r["label"] == 1:
             assert r["category_path"] == prod.path
@@ -77,7 +81,7 @@ def test_qc_labels_follow_the_product_relation():
 
 
 def test_qi_titles_are_english_item_titles():
-    rows = generate_demo_rows("QI", "dev", 1, 200)
+    rows = generate_demo_rows(QI, "dev", 1, 200)
     titles = {p.title for p in PRODUCTS}
     assert all(any(t in r["item_title"] for t in titles) for r in rows)
     assert len({r["item_title"] for r in rows}) > 150
@@ -94,7 +98,8 @@ def test_lexicon_covers_all_languages_and_categories():
         assert p.path.startswith(p.top + ",") and p.path == p.path.lower()
 
 
-@pytest.mark.parametrize("args", [("QX", "train", 0, 10), ("QC", "test", 0, 10), ("QC", "train", 0, 0)])
+@pytest.mark.parametrize("args", [(SimpleNamespace(name="QB", target_field="brand", demo_targets="brands"), "train", 0, 10),
+                                  (QC, "test", 0, 10), (QC, "train", 0, 0)])
 def test_bad_arguments(args):
     with pytest.raises(ValueError):
         generate_demo_rows(*args)

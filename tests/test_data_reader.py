@@ -2,10 +2,12 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from relevance.data import COLUMNS, DataError, read_jsonl
+from tests.conftest import task_config
 
 REAL_QC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "qc"
 
@@ -32,7 +34,7 @@ def write_lines(path: Path, lines) -> Path:
 
 
 def test_qc_round_trip(tmp_path):
-    res = read_jsonl(write_lines(tmp_path / "qc.jsonl", QC_ROWS), "qc")
+    res = read_jsonl(write_lines(tmp_path / "qc.jsonl", QC_ROWS), task_config("qc"))
     ds = res.dataset
     assert tuple(ds.column_names) == COLUMNS
     assert ds["id"] == ["1", "a7", "3"]
@@ -47,7 +49,7 @@ def test_qc_round_trip(tmp_path):
 
 
 def test_qi_round_trip(tmp_path):
-    ds = read_jsonl(write_lines(tmp_path / "qi.jsonl", QI_ROWS), "QI").dataset
+    ds = read_jsonl(write_lines(tmp_path / "qi.jsonl", QI_ROWS), task_config("qi")).dataset
     assert tuple(ds.column_names) == COLUMNS
     assert ds["target"] == ["Xiaomo Wireless Earbuds Bluetooth 5.3 Black", "Lumeo Frying Pan Non-Stick 28cm"]
     assert ds["query"] == ["auriculares inalámbricos", "유모차"]
@@ -92,7 +94,7 @@ def test_errors_name_file_line_and_field(tmp_path, bad_line, field):
     # Two good rows, a blank line, then the bad one: it is on line 4.
     path = write_lines(tmp_path / "bad.jsonl", [QC_ROWS[0], QC_ROWS[1], "", bad_line, QC_ROWS[2]])
     with pytest.raises(DataError) as info:
-        read_jsonl(path, "QC", null_target="error")
+        read_jsonl(path, task_config("qc"), null_target="error")
     err = info.value
     assert f"bad.jsonl:4: field '{field}'" in str(err)
     assert (err.line, err.field, err.path) == (4, field, str(path))
@@ -101,22 +103,22 @@ def test_errors_name_file_line_and_field(tmp_path, bad_line, field):
 def test_wrong_task_message_tells_what_to_do(tmp_path):
     path = write_lines(tmp_path / "qi.jsonl", QI_ROWS)
     with pytest.raises(DataError, match="file says 'QI' but the run's task is QC: pass task=qi"):
-        read_jsonl(path, "QC")
+        read_jsonl(path, task_config("qc"))
 
 
 def test_blank_lines_keep_line_numbers(tmp_path):
     path = write_lines(tmp_path / "gaps.jsonl", ["", QC_ROWS[0], "   ", "", QC_ROWS[1], _qc(label=7)])
     with pytest.raises(DataError) as info:
-        read_jsonl(path, "QC")
+        read_jsonl(path, task_config("qc"))
     assert info.value.line == 6
-    ds = read_jsonl(write_lines(tmp_path / "ok.jsonl", ["", QC_ROWS[0], "", QC_ROWS[1]]), "QC").dataset
+    ds = read_jsonl(write_lines(tmp_path / "ok.jsonl", ["", QC_ROWS[0], "", QC_ROWS[1]]), task_config("qc")).dataset
     assert len(ds) == 2
 
 
 @pytest.mark.parametrize("policy, rows, nulls", [("drop", 1, 2), ("empty", 3, 2)])
 def test_null_target_policies(tmp_path, policy, rows, nulls):
     lines = [QI_ROWS[0], dict(QI_ROWS[1], item_title=None), dict(QI_ROWS[1], id=12, item_title=None)]
-    res = read_jsonl(write_lines(tmp_path / "qi.jsonl", lines), "QI", null_target=policy)
+    res = read_jsonl(write_lines(tmp_path / "qi.jsonl", lines), task_config("qi"), null_target=policy)
     assert len(res.dataset) == rows
     assert res.null_targets == nulls
     if policy == "empty":
@@ -126,53 +128,59 @@ def test_null_target_policies(tmp_path, policy, rows, nulls):
 def test_unknown_null_policy_lists_allowed(tmp_path):
     path = write_lines(tmp_path / "qi.jsonl", QI_ROWS)
     with pytest.raises(ValueError, match="drop, empty, error"):
-        read_jsonl(path, "QI", null_target="keep")
+        read_jsonl(path, task_config("qi"), null_target="keep")
 
 
 def test_unlabelled_file(tmp_path):
     rows = [{k: v for k, v in r.items() if k != "label"} for r in QC_ROWS]
     path = write_lines(tmp_path / "test.jsonl", rows)
-    ds = read_jsonl(path, "QC", require_label=False).dataset
+    ds = read_jsonl(path, task_config("qc"), require_label=False).dataset
     assert "label" not in ds.column_names
     assert tuple(ds.column_names) == tuple(c for c in COLUMNS if c != "label")
     with pytest.raises(DataError) as info:
-        read_jsonl(path, "QC")
+        read_jsonl(path, task_config("qc"))
     assert (info.value.line, info.value.field) == (1, "label")
 
 
 def test_labelled_file_keeps_label_when_not_required(tmp_path):
-    ds = read_jsonl(write_lines(tmp_path / "dev.jsonl", QC_ROWS), "QC", require_label=False).dataset
+    ds = read_jsonl(write_lines(tmp_path / "dev.jsonl", QC_ROWS), task_config("qc"), require_label=False).dataset
     assert ds["label"] == [1, 0, 1]
 
 
 def test_mixed_labelled_and_unlabelled_is_an_error(tmp_path):
     path = write_lines(tmp_path / "mixed.jsonl", [QC_ROWS[0], _qc(label=_DELETE)])
     with pytest.raises(DataError) as info:
-        read_jsonl(path, "QC", require_label=False)
+        read_jsonl(path, task_config("qc"), require_label=False)
     assert "mixed.jsonl:2: field 'label'" in str(info.value)
 
 
 def test_missing_and_empty_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
-        read_jsonl(tmp_path / "nope.jsonl", "QC")
+        read_jsonl(tmp_path / "nope.jsonl", task_config("qc"))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n  \n", encoding="utf-8")
     with pytest.raises(DataError) as info:
-        read_jsonl(empty, "QC")
+        read_jsonl(empty, task_config("qc"))
     assert (info.value.line, info.value.field) == (0, "<file>")
     assert "empty.jsonl:0: field '<file>'" in str(info.value)
 
 
-def test_unknown_task(tmp_path):
-    with pytest.raises(ValueError, match="QC, QI"):
-        read_jsonl(write_lines(tmp_path / "qc.jsonl", QC_ROWS), "QX")
+def test_the_task_config_names_the_task_and_its_target_field(tmp_path):
+    brand = SimpleNamespace(name="QB", target_field="brand")
+    rows = [json.dumps({"id": 1, "task": "qb", "language": "en", "origin_query": "nike shoes", "brand": "Nike",
+                        "label": 1})]
+    table = read_jsonl(write_lines(tmp_path / "qb.jsonl", rows), brand).dataset
+    assert (table["task"], table["target"]) == (["QB"], ["Nike"])
+    with pytest.raises(DataError, match="run's task is QB") as info:
+        read_jsonl(write_lines(tmp_path / "qc.jsonl", QC_ROWS), brand)
+    assert info.value.field == "task"
 
 
 def test_real_qc_train():
     path = REAL_QC / "train.jsonl"
     if not path.exists():
         pytest.skip(f"real data not present at {path}")
-    res = read_jsonl(path, "QC")
+    res = read_jsonl(path, task_config("qc"))
     assert len(res.dataset) == 7034
     assert sorted(set(res.dataset["language"])) == ["en", "es", "fr", "ja", "ko", "pt"]
     assert set(res.dataset["label"]) == {0, 1}

@@ -2,7 +2,7 @@
 
 from .demo import DEMO_DEV_ONLY_LANGUAGES, DEMO_TRAIN_LANGUAGES, generate_demo_rows, write_demo_data
 from .reader import ReadResult, read_jsonl
-from .schema import COLUMNS, TASK_TARGET_FIELD, DataError
+from .schema import COLUMNS, DataError
 from .splits import grouped_split, languages
 
 __all__ = [
@@ -11,7 +11,6 @@ __all__ = [
     "DEMO_TRAIN_LANGUAGES",
     "DataError",
     "ReadResult",
-    "TASK_TARGET_FIELD",
     "generate_demo_rows",
     "grouped_split",
     "languages",

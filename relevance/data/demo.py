@@ -27,12 +27,13 @@ from pathlib import Path
 
 from relevance.files import atomic_open
 
-from .schema import TASK_TARGET_FIELD, normalise_task
 
 DEMO_TRAIN_LANGUAGES = ("en", "es", "fr", "ja", "ko", "pt")
 DEMO_DEV_ONLY_LANGUAGES = ("de", "it")
 DEMO_LANGUAGES = DEMO_TRAIN_LANGUAGES + DEMO_DEV_ONLY_LANGUAGES
 SPLITS = ("train", "dev")
+#: What the lexicon can pair a query with; a task's YAML picks one as `demo_targets`.
+TARGET_KINDS = ("category_paths", "item_titles")
 
 POSITIVE_RATE = 0.68  # real QC data: 69.0 % (train), 67.7 % (dev)
 DEV_QUERY_SHARE = 0.4  # share of distinct query strings reserved for dev
@@ -282,17 +283,25 @@ def _negative_product(rng: random.Random, idx: int) -> int:
     return rng.choice(same if same and rng.random() < HARD_NEGATIVE_RATE else other)
 
 
-def generate_demo_rows(task: str, split: str, seed: int, n_rows: int) -> list[dict]:
-    """Rows of one demo file as competition-format dicts (ids 1..n_rows)."""
-    task = normalise_task(task)
+def generate_demo_rows(task_cfg, split: str, seed: int, n_rows: int) -> list[dict]:
+    """Rows of one demo file as competition-format dicts (ids 1..n_rows).
+
+    `task_cfg` is the task's config: its `name` goes into every row, its
+    `target_field` names the target, and its `demo_targets` (one of TARGET_KINDS)
+    says what the target is.
+    """
+    targets = task_cfg.demo_targets
+    if targets not in TARGET_KINDS:
+        raise ValueError(f"task {task_cfg.name}: the demo data can make {' or '.join(TARGET_KINDS)} "
+                         f"(task.demo_targets), not {targets!r}; use data=competition with your own files")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     if isinstance(n_rows, bool) or not isinstance(n_rows, int) or n_rows < 1:
         raise ValueError(f"n_rows must be a positive integer, got {n_rows!r}")
-    target_field = TASK_TARGET_FIELD[task]
+    task = str(task_cfg.name)
     pools = _query_pools(int(seed))[split]
     langs = DEMO_TRAIN_LANGUAGES if split == "train" else DEMO_LANGUAGES
-    rng = random.Random(f"relevance-demo:{seed}:{task}:{split}")
+    rng = random.Random(f"relevance-demo:{seed}:{targets}:{split}")
 
     # Exact label and language proportions, shuffled; cycling through a shuffled
     # pool per language spreads rows over as many distinct queries as possible.
@@ -309,12 +318,12 @@ def generate_demo_rows(task: str, split: str, seed: int, n_rows: int) -> list[di
         text, idx, colour = order[lang][used[lang] % len(order[lang])]
         used[lang] += 1
         tidx = idx if label else _negative_product(rng, idx)
-        if task == "QC":
+        if targets == "category_paths":
             target = PRODUCTS[tidx].path
         else:
             target = _item_title(rng, PRODUCTS[tidx], colour if label else None)
         rows.append({"id": i, "task": task, "language": lang, "origin_query": text,
-                     target_field: target, "label": label})
+                     task_cfg.target_field: target, "label": label})
     return rows
 
 
@@ -323,8 +332,9 @@ def _write_atomic(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def write_demo_data(out_dir, seed: int = 0, train_rows: int = 480, dev_rows: int = 240) -> dict[str, Path]:
-    """Write ``{qc,qi}_{train,dev}.jsonl`` into ``out_dir``; return ``{"qc_train": path, ...}``.
+def write_demo_data(out_dir, task_cfg, seed: int = 0, train_rows: int = 480,
+                    dev_rows: int = 240) -> dict[str, Path]:
+    """Write ``<task key>_{train,dev}.jsonl`` into ``out_dir``; return ``{"train": path, "dev": path}``.
 
     Same seed gives byte-identical files.  Each file is written to a temporary
     name and renamed, so a concurrent reader never sees half a file.
@@ -332,10 +342,9 @@ def write_demo_data(out_dir, seed: int = 0, train_rows: int = 480, dev_rows: int
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
-    for task in ("qc", "qi"):
-        for split, n in (("train", train_rows), ("dev", dev_rows)):
-            rows = generate_demo_rows(task, split, seed, n)
-            path = out / f"{task}_{split}.jsonl"
-            _write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-            paths[f"{task}_{split}"] = path
+    for split, n in (("train", train_rows), ("dev", dev_rows)):
+        rows = generate_demo_rows(task_cfg, split, seed, n)
+        path = out / f"{task_cfg.key}_{split}.jsonl"
+        _write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        paths[split] = path
     return paths

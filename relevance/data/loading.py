@@ -26,25 +26,26 @@ class Splits:
     null_targets: int  # rows whose target was null, handled by data.null_target
 
 
-def load_splits(data_cfg: DictConfig, task: str, seed: int) -> Splits:
-    """Read (or, for the demo, generate then read) the training and dev tables."""
+def load_splits(data_cfg: DictConfig, task_cfg: DictConfig, seed: int) -> Splits:
+    """Read (or, for the demo, generate then read) the training and dev tables of the task."""
     data_dir = Path(data_cfg.dir)
     if data_cfg.generate is not None:
         gen = data_cfg.generate
-        write_demo_data(data_dir, seed=gen.seed, train_rows=gen.train_rows, dev_rows=gen.dev_rows)
+        write_demo_data(data_dir, task_cfg, seed=gen.seed, train_rows=gen.train_rows, dev_rows=gen.dev_rows)
     train_path = data_dir / data_cfg.train_file
-    train_read = read_jsonl(train_path, task, null_target=data_cfg.null_target)
+    train_read = read_jsonl(train_path, task_cfg, null_target=data_cfg.null_target)
     null_targets = train_read.null_targets
     if data_cfg.dev_file:
         dev_path = data_dir / data_cfg.dev_file
-        dev_read = read_jsonl(dev_path, task, null_target=data_cfg.null_target)
+        dev_read = read_jsonl(dev_path, task_cfg, null_target=data_cfg.null_target)
         train, dev = train_read.dataset, dev_read.dataset
         null_targets += dev_read.null_targets
     else:
         dev_path = train_path
         train, dev = grouped_split(train_read.dataset, data_cfg.dev_fraction, seed)
     if null_targets:
-        log.warning("%d rows had a null %s target (policy: %s)", null_targets, task, data_cfg.null_target)
+        log.warning("%d rows had a null %s (policy: %s)", null_targets, task_cfg.target_field,
+                    data_cfg.null_target)
     train = stratified_subsample(train, data_cfg.max_train_rows, seed)
     dev = stratified_subsample(dev, data_cfg.max_dev_rows, seed)
     return Splits(train, dev, train_path, dev_path, null_targets)
@@ -71,3 +72,13 @@ def stratified_subsample(table: Dataset, max_rows: int | None, seed: int) -> Dat
         members = np.flatnonzero(strata == name)
         keep.extend(rng.choice(members, size=count, replace=False).tolist())
     return table.select(sorted(keep))
+
+
+def data_file_paths(data_cfg: DictConfig) -> dict[str, Path]:
+    """`{"train": path, "dev": path}`: the files `load_splits` reads (no "dev" when dev is split
+    from the training file). For the demo data they exist only once `load_splits` generated them."""
+    data_dir = Path(data_cfg.dir)
+    paths = {"train": data_dir / data_cfg.train_file}
+    if data_cfg.dev_file:
+        paths["dev"] = data_dir / data_cfg.dev_file
+    return paths

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import datasets
 
-from .schema import COLUMNS, ORIGINAL_SOURCE, TASK_TARGET_FIELD, DataError, normalise_task
+from .schema import COLUMNS, ORIGINAL_SOURCE, DataError
 
 NULL_TARGET_POLICIES = ("drop", "empty", "error")
 
@@ -52,12 +52,16 @@ def _label(value, path: str, line: int) -> int:
 
 def read_jsonl(
     path: str | Path,
-    task: str,
+    task_cfg,
     *,
     require_label: bool = True,
     null_target: str = "drop",
 ) -> ReadResult:
     """Read and validate one competition file into the internal table (see ``COLUMNS``).
+
+    ``task_cfg`` is the run's task config (``conf/task/<key>.yaml``): rows must say
+    ``task: <task_cfg.name>`` (case-insensitive) and carry the target in
+    ``task_cfg.target_field``.
 
     ``null_target`` decides what happens to rows whose target (category path or
     item title) is JSON ``null`` — the real QI training set has a few hundred:
@@ -66,12 +70,12 @@ def read_jsonl(
     but it must then be present on all rows or on none; it is kept when present
     (scoring a labelled dev file still yields metrics).
     """
-    task = normalise_task(task)
+    task = str(task_cfg.name).strip().upper()
     if null_target not in NULL_TARGET_POLICIES:
         raise ValueError(
             f"unknown null_target policy {null_target!r}: expected one of {', '.join(NULL_TARGET_POLICIES)}"
         )
-    target_field = TASK_TARGET_FIELD[task]
+    target_field = str(task_cfg.target_field)
     # The target field is checked after the task value: a QI file passed to a QC
     # run should be reported as a task mismatch, not as lacking category_path.
     required = ("id", "task", "language", "origin_query")

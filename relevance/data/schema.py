@@ -1,16 +1,14 @@
 """Column layout of the internal tables and the error type for bad input files.
 
-The competition files name the text fields after the task (``category_path`` for
-QC, ``item_title`` for QI).  Internally every table uses the same neutral names
-(``query``/``target``) so that models, augmentation and evaluation code never need
-to branch on the task.
+The competition files name the target field after the task (``category_path`` for
+QC, ``item_title`` for QI): the task's YAML (`task.target_field`) says which field
+to read.  Internally every table uses the same neutral names (``query``/``target``)
+so that models, augmentation and evaluation code never need to branch on the task.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-TASK_TARGET_FIELD = {"QC": "category_path", "QI": "item_title"}
 
 #: Internal table columns, in order.  Unlabelled tables omit ``label``.
 COLUMNS = ("id", "task", "language", "query", "target", "label", "source")
@@ -33,11 +31,3 @@ class DataError(ValueError):
         self.field = field
         self.detail = message
         super().__init__(f"{self.path}:{self.line}: field '{field}': {message}")
-
-
-def normalise_task(task: str) -> str:
-    """Return the upper-case task name, or raise ValueError for an unknown task."""
-    if not isinstance(task, str) or task.strip().upper() not in TASK_TARGET_FIELD:
-        allowed = ", ".join(sorted(TASK_TARGET_FIELD))
-        raise ValueError(f"unknown task {task!r}: expected one of {allowed} (case-insensitive)")
-    return task.strip().upper()

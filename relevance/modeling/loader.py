@@ -79,13 +79,16 @@ def load_for_training(cfg: DictConfig) -> LoadedModel:
 
 
 def load_for_inference(cfg: DictConfig, model_dir: Path) -> LoadedModel:
-    """A trained run's model: the logged adapter on a freshly built base, or the full model."""
+    """A trained run's model, rebuilt as training scored it: the logged adapter on a base
+    built and prepared by the same functions (`load_backbone`, `prepare_base`), or the full model."""
+    from relevance.modeling.lora import prepare_base
+
     if (model_dir / "adapter_config.json").exists():
         from peft import PeftModel
 
         source = resolve_model(cfg.model, Path(cfg.paths.cache_dir))
         tokenizer = load_tokenizer(source, cfg.model, cfg.head)
-        base = load_backbone(cfg, source, tokenizer, cfg.head)
+        base = prepare_base(load_backbone(cfg, source, tokenizer, cfg.head), quantized=cfg.quant.bits is not None)
         model = PeftModel.from_pretrained(base, str(model_dir))
     else:
         source = ResolvedModel(str(model_dir), None, f"local:{model_dir}")

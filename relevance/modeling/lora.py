@@ -6,13 +6,21 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
 
+def prepare_base(model, quantized: bool, gradient_checkpointing: bool = False):
+    """The base as training runs and scores it. A k-bit base gets PEFT's preparation (norms
+    and other small weights cast to fp32, input grads on), so a trained run's model must be
+    rebuilt through this same function to score exactly as training did; never merge an
+    adapter into this base."""
+    if quantized:
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    return model
+
+
 def apply_peft(model, peft_cfg: DictConfig, model_cfg: DictConfig, task_type: str, quantized: bool,
                gradient_checkpointing: bool):
-    if quantized:
-        # Casts norms to fp32, enables input grads; never merge an adapter into this base.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
-    elif gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+    model = prepare_base(model, quantized, gradient_checkpointing)
     if peft_cfg.name == "none":
         return model
     targets = peft_cfg.target_modules

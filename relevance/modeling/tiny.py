@@ -7,12 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import transformers
 from omegaconf import DictConfig, OmegaConf
 
-from relevance.data.demo import generate_demo_rows
+from relevance.data.demo import TARGET_KINDS, generate_demo_rows
 from relevance.modeling.sources import COMPLETE_MARKER, ResolvedModel, write_directory_atomically
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
@@ -23,10 +24,11 @@ PROMPT_WORDS = ("Search query: Product category: Product title: Does the categor
 
 def tokenizer_corpus() -> list[str]:
     lines = [PROMPT_WORDS] * 400
-    for task in ("QC", "QI"):
+    for kind in TARGET_KINDS:
+        task = SimpleNamespace(name="demo", target_field="target", demo_targets=kind)
         for split in ("train", "dev"):
             for row in generate_demo_rows(task, split, seed=0, n_rows=400):
-                lines.append(f"{row['origin_query']} {row.get('category_path') or row.get('item_title')}")
+                lines.append(f"{row['origin_query']} {row['target']}")
     return lines
 
 
