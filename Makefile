@@ -46,14 +46,14 @@ ablation-cpu: install
 compare: install
 	$(PY) -m relevance.compare $(ARGS)
 
-## notebook: execute the comparison notebook on the latest sweep into outputs/compare_runs.ipynb
+## notebook: execute the comparison notebook into outputs/compare_runs.ipynb; ARGS as for compare (the latest sweep by default)
 notebook: install
 	mkdir -p outputs
-	$(PY) -c "import nbformat, nbclient; nb = nbformat.read('notebooks/compare_runs.ipynb', 4); nbclient.NotebookClient(nb, timeout=1800, resources={'metadata': {'path': 'notebooks'}}).execute(); nbformat.write(nb, 'outputs/compare_runs.ipynb')"
+	RELEVANCE_COMPARE_ARGS="$(ARGS)" $(PY) -c "import nbformat, nbclient; nb = nbformat.read('notebooks/compare_runs.ipynb', 4); nbclient.NotebookClient(nb, timeout=1800, resources={'metadata': {'path': 'notebooks'}}).execute(); nbformat.write(nb, 'outputs/compare_runs.ipynb')"
 
-## ui: the MLflow UI over this project's store, on 127.0.0.1
+## ui: the MLflow UI over the store train logs to (conf/ui.yaml), on 127.0.0.1:5000; ARGS="port=5001 ..."
 ui: install
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+	$(PY) -m relevance.ui $(ARGS)
 
 clean-cache:
 	rm -rf .cache

@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, ListConfig
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+
+COMPETITION_LANGUAGES = ("ar", "de", "en", "es", "fr", "id", "it", "ja", "ko", "pl", "pt", "th", "vi")
+
+
+@dataclass
+class TaskNegativesConfig:
+    # What makes two targets related, for negatives: a name registered in relevance/augment/negatives.py.
+    # The default, word tokens shared with the positives or the query, suits any short text target.
+    related_by: str = "title_tokens"
 
 
 @dataclass
@@ -26,6 +36,7 @@ class TaskConfig:
     prompt: str = MISSING  # template with {query} and {target}
     pivot_prompt: str = "\nQuery in English: {pivot}"  # inserted after the query when rows carry a pivot
     demo_targets: Optional[str] = None  # what data=demo pairs queries with: category_paths | item_titles
+    negatives: TaskNegativesConfig = field(default_factory=TaskNegativesConfig)  # for easy_neg, balance
 
 
 @dataclass
@@ -46,6 +57,8 @@ class DataConfig:
     max_train_rows: Optional[int] = None  # stratified subsample, for CPU runs
     max_dev_rows: Optional[int] = None
     generate: Optional[DemoDataConfig] = None  # only the embedded demo data sets this
+    # Language codes a row may carry (the competition's 13); null accepts any well-formed code.
+    languages: Optional[list[str]] = field(default_factory=lambda: list(COMPETITION_LANGUAGES))
 
 
 @dataclass
@@ -74,7 +87,7 @@ class ModelConfig:
     lora_target_modules: Any = "all-linear"  # list of names or a regex (keeps LoRA out of vision towers)
     pad_token: Optional[str] = None  # used when the tokenizer has none
     max_length: int = 128
-    attn_implementation: Optional[str] = "eager"
+    attn_implementation: Optional[str] = "sdpa"  # sdpa | eager (same logits; sdpa is faster)
     trust_remote_code: bool = False
     tiny: Optional[TinyModelConfig] = None
 
@@ -120,6 +133,9 @@ class TrainerConfig:
     lr_scheduler: str = "linear"
     class_weights: Any = None  # null | balanced | [w_negative, w_positive]
     group_by_length: bool = True
+    batching: str = "rows"  # rows: batch_size rows per batch | tokens: rows x longest row <= max_tokens_per_batch
+    max_tokens_per_batch: Optional[int] = None  # batching=tokens: padded-token budget of a training batch
+    eval_max_tokens_per_batch: Optional[int] = None  # batching=tokens: of evaluation/scoring batches (null: same)
     gradient_checkpointing: bool = False
     logging_steps: int = 10
     save_checkpoints: bool = True
@@ -161,11 +177,11 @@ class TrainConfig:
 
 @dataclass
 class PredictConfig:
-    run: str = "latest"  # an MLflow run id, or "latest" (newest finished run of the task's experiment)
+    run: str = "latest"  # an MLflow run id, or "latest" (the newest finished run with a model)
     input: str = MISSING
     output: str = MISSING
-    task: Optional[str] = None  # null: the run's task
-    batch_size: int = 32
+    task: Optional[TaskConfig] = None  # task=<key>: run=latest picks that task's newest run; null: any task
+    batch_size: Optional[int] = None  # null: as the run's final scoring batched (reproduces its scores exactly)
     null_target: str = "empty"
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -175,6 +191,9 @@ def register_configs() -> None:
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="predict_schema", node=PredictConfig)
+    from relevance.augment.base import register_strategy_schemas
+
+    register_strategy_schemas()  # augment_schema/<name>: each strategy's options, named by conf/augment/<name>.yaml
 
 
 class ConfigError(ValueError):
@@ -186,8 +205,24 @@ NULL_TARGET_POLICIES = ("drop", "empty", "error")
 HEADS = ("classifier", "yes_no")
 
 
+def check_keys_against_schema(cfg: DictConfig, schema: type) -> None:
+    """Every key of `cfg` is one the schema knows. Hydra lets `+group.key=value` add a key to a
+    typed node (`+trainer.lr_rate=1`, what its own error message suggests after a typo); such a
+    key is read by nothing, so it fails here, before any work, naming the key."""
+    from omegaconf.errors import ConfigKeyError
+
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(cfg, resolve=False))
+    except ConfigKeyError as error:
+        key = getattr(error, "full_key", None) or str(error)
+        raise ConfigError(f"unknown config key {key}: no code reads it (a typo?); "
+                          f"remove it or use a key the schema of that group lists") from None
+
+
 def validate_config(cfg: DictConfig) -> None:
-    """Cross-field checks that a schema cannot express. Raises ConfigError listing every problem."""
+    """Unknown keys, then cross-field checks that a schema cannot express. Raises ConfigError
+    listing every problem."""
+    check_keys_against_schema(cfg, TrainConfig)
     problems = list(_problems(cfg))
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
@@ -203,6 +238,9 @@ def _problems(cfg: DictConfig):
         yield "model.source=gguf_package needs model.gguf_file (the GGUF file name inside the package)"
     if cfg.data.dev_file is None and not 0 < cfg.data.dev_fraction < 1:
         yield f"data.dev_fraction={cfg.data.dev_fraction}: must be between 0 and 1 when data.dev_file is null"
+    for key in ("max_train_rows", "max_dev_rows"):
+        if cfg.data[key] is not None and cfg.data[key] < 1:
+            yield f"data.{key}={cfg.data[key]}: must be a positive number of rows, or null for all"
     if cfg.data.null_target not in NULL_TARGET_POLICIES:
         yield f"data.null_target={cfg.data.null_target!r}: use one of {NULL_TARGET_POLICIES}"
     if cfg.data.name == "competition" and not cfg.data.dir:
@@ -232,13 +270,18 @@ def _task_problems(cfg: DictConfig):
 
 
 def _augment_problems(cfg: DictConfig):
-    from relevance.augment.base import known_strategies
+    from relevance.augment.base import StrategyOptionsError, known_strategies, strategy_options
 
     known = known_strategies()
     for name in cfg.augment:
         if name not in known:
             yield (f"augment has {name!r}, which no module registers: add @register({name!r}) in "
                    f"relevance/augment/<module>.py (known: {', '.join(known)})")
+            continue
+        try:
+            strategy_options(name, cfg.augment[name])  # also what compose lets through: +augment.<name>.<new key>
+        except StrategyOptionsError as error:
+            yield str(error)
 
 
 def _quant_peft_problems(cfg: DictConfig):
@@ -275,13 +318,24 @@ def _head_problems(cfg: DictConfig):
 
 
 def _trainer_problems(cfg: DictConfig):
+    if cfg.trainer.batching not in ("rows", "tokens"):
+        yield f"trainer.batching={cfg.trainer.batching!r}: use rows or tokens"
+    elif cfg.trainer.batching == "tokens" and not (cfg.trainer.max_tokens_per_batch or 0) >= 1:
+        yield "trainer.batching=tokens needs trainer.max_tokens_per_batch (padded tokens per batch, e.g. 512)"
     weights = cfg.trainer.class_weights
     if weights is not None and weights != "balanced":
         if not isinstance(weights, (list, ListConfig)) or len(weights) != 2:
             yield (f"trainer.class_weights={weights!r}: use null, balanced, "
                    "or [weight_of_label_0, weight_of_label_1]")
-    if cfg.trainer.batch_size < 1 or cfg.trainer.grad_accum < 1:
-        yield "trainer.batch_size and trainer.grad_accum must be at least 1"
+    for key in ("batch_size", "eval_batch_size", "grad_accum"):
+        if cfg.trainer[key] < 1:
+            yield f"trainer.{key}={cfg.trainer[key]}: must be at least 1"
+    if not cfg.trainer.lr > 0:
+        yield f"trainer.lr={cfg.trainer.lr}: the learning rate must be positive"
+    if cfg.trainer.weight_decay < 0:
+        yield f"trainer.weight_decay={cfg.trainer.weight_decay}: must be 0 or more"
+    if cfg.trainer.logging_steps < 1:
+        yield f"trainer.logging_steps={cfg.trainer.logging_steps}: must be at least 1"
     if not 0 <= cfg.trainer.warmup_ratio < 1:
         yield f"trainer.warmup_ratio={cfg.trainer.warmup_ratio}: must be in [0, 1)"
     if cfg.trainer.epochs <= 0 and cfg.trainer.max_steps <= 0:

@@ -19,14 +19,13 @@ from relevance.data.loading import Splits, load_splits
 from relevance.data.splits import languages
 from relevance.evaluation import (binary_metrics, evaluation_report, flatten_for_logging, plot_confusion_matrix,
                                   plot_pr_curve, tune_threshold)
-from relevance.modeling.inputs import encode_table
+from relevance.evaluation.dev_scoring import DevScorer
+from relevance.modeling.batching import eval_token_budget
+from relevance.modeling.inputs import collator, encode_table
 from relevance.modeling.loader import load_for_training
-from relevance.modeling.quantization import resolve_compute_dtype
-from relevance.modeling.scoring import score_rows
 from relevance.tracking.mlflow_run import TrackedRun, config_params, group_tags, run_name_from_overrides
 from relevance.tracking.trainer_callback import MlflowMetricsCallback
 from relevance.training.losses import class_weights
-from relevance.modeling.inputs import collator
 from relevance.training.trainer import RelevanceTrainer, training_arguments
 
 log = logging.getLogger(__name__)
@@ -95,13 +94,6 @@ def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, 
         run.log_dataset(splits.dev.to_pandas(), f"{cfg.task.key}-dev", str(splits.dev_path), "eval")
 
 
-def _epoch_metrics(prediction) -> dict[str, float]:
-    logits = torch.as_tensor(prediction.predictions)
-    scores = torch.softmax(logits.float(), dim=-1)[:, 1].numpy()
-    metrics = binary_metrics(prediction.label_ids, scores, 0.5)
-    return {k: metrics[k] for k in ("f1", "precision", "recall", "roc_auc") if np.isfinite(metrics[k])}
-
-
 def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContext, splits: Splits,
                             mix: MixResult, train_languages: list[str]) -> RunResult:
     started = time.perf_counter()
@@ -110,20 +102,23 @@ def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContex
     run.set_tags({"model.source_digest": loaded.source.digest})
     run.log_metrics({"model_load_seconds": time.perf_counter() - started,
                      "model_converted_now": float(loaded.source.converted_now)})
+    run.log_params({"quant.compute_dtype_resolved": str(loaded.compute_dtype).removeprefix("torch.")})
+    run.set_tags({"relevance.compute_dtype_reason": loaded.compute_dtype_reason})
     encode = lambda table: encode_table(table, loaded.tokenizer, cfg.task, cfg.head, cfg.model.max_length)  # noqa: E731
     train_encoded, dev_encoded = encode(mix.table), encode(splits.dev)
-    args = training_arguments(cfg.trainer, str(context.output_dir / "checkpoints"), cfg.seed,
-                              resolve_compute_dtype(cfg.quant.compute_dtype), has_dev=len(dev_encoded) > 0)
+    labels = np.asarray(splits.dev["label"])
+    dev_scorer = DevScorer(loaded, dev_encoded, labels, cfg.trainer.eval_batch_size, eval_token_budget(cfg.trainer),
+                           log_metrics=lambda metrics, step: run.log_metrics(metrics, step=step))
+    args = training_arguments(cfg.trainer, str(context.output_dir / "checkpoints"), cfg.seed, loaded.compute_dtype)
     trainer = RelevanceTrainer(
-        model=loaded.model, args=args, train_dataset=train_encoded, eval_dataset=dev_encoded,
+        model=loaded.model, args=args, train_dataset=train_encoded,
         data_collator=collator(loaded.tokenizer), processing_class=loaded.tokenizer,
-        compute_metrics=_epoch_metrics, callbacks=[MlflowMetricsCallback(run)],
+        callbacks=[MlflowMetricsCallback(run), dev_scorer],
         head=loaded.head, class_weights=class_weights(cfg.trainer.class_weights, mix.table["label"]),
     )
     trainer.train()
 
-    scores = score_rows(loaded.model, loaded.head, loaded.tokenizer, dev_encoded, cfg.trainer.eval_batch_size)
-    labels = np.asarray(splits.dev["label"])
+    scores = dev_scorer.final_scores(trainer.state.global_step)
     threshold, _ = tune_threshold(labels, scores)
     report = evaluation_report(labels, scores, splits.dev["language"], threshold, train_languages)
     metrics = flatten_for_logging(report, "dev")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import sys
 import warnings
 
 
@@ -17,3 +19,12 @@ def quiet_third_party_logs() -> None:
     warnings.filterwarnings("ignore", message=".*MatMul8bitLt.*")
     warnings.filterwarnings("ignore", message=".*dataset source can be interpreted in multiple ways.*")
     warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM (sent by `timeout`, SLURM and Kubernetes) into a normal exit, so `finally`
+    blocks and context managers clean up (temp files, MLflow run status) as on Ctrl-C."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)

@@ -1,11 +1,11 @@
-"""Start and stop a local MLflow server over the project's store.
+"""The MLflow UI over the project's store: `python -m relevance.ui [key=value ...]` (what `make ui`
+runs; keys in conf/ui.yaml: host, port, workers, and the shared tracking/paths groups).
 
-    python -m relevance.ui [paths.root=DIR] [port=5000] [workers=1]
-
-Serves sqlite:///<root>/mlflow.db (or $MLFLOW_TRACKING_URI) on 127.0.0.1 only, prints the
-URL, and stops on Ctrl-C. A busy port is replaced by a free one. The server runs in its own
-process group (session), so stopping it also stops the worker processes it spawned
-(uvicorn / huey): `MlflowServer.stop()` signals the whole group.
+Serves the store `relevance.train` logs to (`tracking.tracking_uri`: $MLFLOW_TRACKING_URI, else
+sqlite:///<paths.root>/mlflow.db) on 127.0.0.1 only by default, prints the URL and the server's
+pid, and stops on Ctrl-C or SIGTERM. A busy port is replaced by a free one (`port=0`: any free
+port). The server runs in its own process group (session), so stopping it also stops the worker
+processes it spawned (uvicorn / huey): `MlflowServer.stop()` signals the whole group.
 """
 
 from __future__ import annotations
@@ -18,10 +18,15 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from relevance.tracking.runs import default_tracking_uri
+import hydra
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig
+
+from relevance.config import PathsConfig, TrackingConfig, check_keys_against_schema
+from relevance.runtime import exit_on_sigterm
 
 HOST = "127.0.0.1"
 
@@ -100,34 +105,54 @@ def start_server(backend_store_uri: str, port: int | None = None, workers: int =
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
     server = MlflowServer(process, port, log_path, host)
+    try:
+        _wait_until_healthy(server, timeout)
+    except BaseException:  # it failed, or Ctrl-C / SIGTERM came while waiting: leave no server behind
+        server.stop()
+        raise
+    return server
+
+
+def _wait_until_healthy(server: MlflowServer, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {process.returncode}:\n{server.log_tail()}")
+        if server.process.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {server.process.returncode}:\n{server.log_tail()}")
         try:
             with urllib.request.urlopen(f"{server.url}/health", timeout=2) as response:
                 if response.status == 200:
-                    return server
+                    return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.5)
-    server.stop()
     raise TimeoutError(f"mlflow server did not answer on {server.url} within {timeout:.0f}s:\n{server.log_tail()}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    args = dict(a.split("=", 1) for a in argv if "=" in a)
-    unknown = {a.split("=", 1)[0] for a in argv} - {"paths.root", "port", "workers", "tracking_uri"}
-    if unknown:
-        raise SystemExit(f"relevance.ui: unknown argument(s) {sorted(unknown)}; use paths.root=, port=, workers=, "
-                         "tracking_uri=")
-    uri = args.get("tracking_uri") or default_tracking_uri(args.get("paths.root"))
-    port = int(args.get("port", 5000))
-    if port_open(port):
-        port = free_port()
-    server = start_server(uri, port, int(args.get("workers", 1)))
-    print(f"MLflow UI for {uri}: {server.url}  (Ctrl-C stops it)", flush=True)
+@dataclass
+class UiConfig:
+    host: str = HOST  # loopback only unless you mean to share the store
+    port: int = 5000  # a busy port is replaced by a free one; 0: any free port
+    workers: int = 1
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+def register_ui_schema() -> None:
+    ConfigStore.instance().store(name="ui_schema", node=UiConfig)
+
+
+register_ui_schema()
+
+
+@hydra.main(config_path="../conf", config_name="ui", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    check_keys_against_schema(cfg, UiConfig)
+    exit_on_sigterm()  # `kill` stops the server's process group too, like Ctrl-C
+    uri = cfg.tracking.tracking_uri
+    port = free_port(cfg.host) if cfg.port and port_open(cfg.port, cfg.host) else cfg.port
+    server = start_server(uri, port, cfg.workers, host=cfg.host)
+    print(f"MLflow UI for {uri}: {server.url}  (server pid {server.process.pid}, log {server.log_path}; "
+          "Ctrl-C stops it)", flush=True)
     try:
         while server.process.poll() is None:
             time.sleep(1)

@@ -13,10 +13,10 @@ import numpy as np
 from datasets import Dataset
 
 from relevance.augment.base import AugmentContext
-from relevance.augment.easy_neg import normalise
 from relevance.augment.languages import FLORES
 from relevance.data import languages, read_jsonl, write_demo_data
 from relevance.data.reader import table_features
+from relevance.data.text import normalise_text
 from tests.conftest import task_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,11 +44,13 @@ def real_qc_rows(n: int, split: str = "train") -> Dataset:
 
 
 def context_for(original: Dataset, cache_dir: Path, *, task: str = "QC", eval_languages=None,
-                seed: int = 42) -> AugmentContext:
+                seed: int = 42, related_by: str | None = None) -> AugmentContext:
+    """The context of a run of `task`: its relatedness comes from `conf/task/<task>.yaml` unless given."""
     train_languages = languages(original) if len(original) else []
     return AugmentContext(task=task, original=original, train_languages=train_languages,
                           eval_languages=list(eval_languages if eval_languages is not None else train_languages),
-                          seed=seed, cache_dir=str(cache_dir))
+                          seed=seed, cache_dir=str(cache_dir),
+                          related_by=related_by or task_config(task).negatives.related_by)
 
 
 def table_of(rows: list[dict], labelled: bool = True) -> Dataset:
@@ -57,7 +59,7 @@ def table_of(rows: list[dict], labelled: bool = True) -> Dataset:
 
 
 def pair_set(table: Dataset, label: int | None = None) -> set[tuple[str, str]]:
-    return {(normalise(q), normalise(t)) for q, t, lab in zip(table["query"], table["target"], table["label"])
+    return {(normalise_text(q), normalise_text(t)) for q, t, lab in zip(table["query"], table["target"], table["label"])
             if label is None or lab == label}
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from datasets import concatenate_datasets
 
-from relevance.augment.balance import Balance, resample_rows, rows_needed
-from relevance.augment.easy_neg import normalise, top_level_category
+from relevance.augment.balance import BalanceOptions, resample_rows, rows_needed
+from relevance.augment.base import StrategyOptionsError
 from relevance.augment.embedder import Embedder
 from relevance.augment.mix import build_strategy
+from relevance.augment.negatives import top_level_category
+from relevance.data.text import normalise_text
 from tests.augment_fixtures import context_for, demo_table, pair_set
 
 
@@ -40,7 +42,8 @@ def test_rows_needed():
 @pytest.mark.parametrize("target", [0.5, 0.6])
 def test_easy_negatives_bring_the_mix_to_the_target(demo_qc, tmp_path, target):
     context = context_for(demo_qc, tmp_path)
-    strategy = build_strategy("balance", {"target_positive_ratio": target, "from": "easy"})
+    settings = {"target_positive_ratio": target, "negatives_from": "easy"}
+    strategy = build_strategy("balance", settings)
     added = strategy.generate(demo_qc, context)
     assert_reaches(demo_qc, added, target)
     assert set(added["label"]) == {0} and set(added["source"]) == {"balance"}
@@ -48,21 +51,22 @@ def test_easy_negatives_bring_the_mix_to_the_target(demo_qc, tmp_path, target):
     positives = {}
     for q, t, label in zip(demo_qc["query"], demo_qc["target"], demo_qc["label"]):
         if label:
-            positives.setdefault(normalise(q), set()).add(top_level_category(t))
-    assert all(top_level_category(t) not in positives[normalise(q)] for q, t in zip(added["query"], added["target"]))
+            positives.setdefault(normalise_text(q), set()).add(top_level_category(t))
+    assert all(top_level_category(t) not in positives[normalise_text(q)]
+               for q, t in zip(added["query"], added["target"]))
     assert strategy.counters["shortfall"] == 0 and strategy.counters["needed"] == len(added)
-    again = build_strategy("balance", {"target_positive_ratio": target, "from": "easy"}).generate(demo_qc, context)
+    again = build_strategy("balance", settings).generate(demo_qc, context)
     assert again.to_list() == added.to_list()
 
 
 def test_resampled_negatives_are_copies_of_the_mix_negatives(demo_qc, tmp_path):
     context = context_for(demo_qc, tmp_path)
-    added = build_strategy("balance", {"from": "resample"}).generate(demo_qc, context)
+    added = build_strategy("balance", {"negatives_from": "resample"}).generate(demo_qc, context)
     assert_reaches(demo_qc, added, 0.5)
     assert pair_set(added) <= pair_set(demo_qc, label=0)
     assert set(added["label"]) == {0} and len(set(added["id"])) == len(added)
     seed3 = context_for(demo_qc, tmp_path, seed=3)
-    other_seed = build_strategy("balance", {"from": "resample"}).generate(demo_qc, seed3)
+    other_seed = build_strategy("balance", {"negatives_from": "resample"}).generate(demo_qc, seed3)
     assert len(other_seed) == len(added) and other_seed["id"] != added["id"]
 
 
@@ -71,8 +75,8 @@ def test_when_negatives_dominate_positives_are_copied(demo_qc, tmp_path):
     negatives = build_strategy("easy_neg", {"per_query": 3}).generate(demo_qc, context)
     mix = concatenate_datasets([demo_qc, negatives])
     assert sum(mix["label"]) / len(mix) < 0.4
-    for source in ("easy", "hard", "resample"):  # positives are copied whatever `from` says
-        added = build_strategy("balance", {"from": source}).generate(mix, context)
+    for source in ("easy", "hard", "resample"):  # positives are copied whatever `negatives_from` says
+        added = build_strategy("balance", {"negatives_from": source}).generate(mix, context)
         assert_reaches(mix, added, 0.5)
         assert set(added["label"]) == {1} and pair_set(added) <= pair_set(demo_qc, label=1)
     fewer = build_strategy("balance", {"target_positive_ratio": 0.3}).generate(mix, context)
@@ -84,7 +88,7 @@ def test_when_negatives_dominate_positives_are_copied(demo_qc, tmp_path):
 
 def test_hard_negatives_for_balance_respect_the_band(demo_qc, tmp_path):
     context = context_for(demo_qc, tmp_path / "cache")
-    settings = {"from": "hard", "min_similarity": 0.2, "max_similarity": 0.95, "guard_similarity": 0.9}
+    settings = {"negatives_from": "hard", "min_similarity": 0.2, "max_similarity": 0.95, "guard_similarity": 0.9}
     strategy = build_strategy("balance", settings)
     added = strategy.generate(demo_qc, context)
     assert set(added["label"]) == {0} and not pair_set(added) & pair_set(demo_qc)
@@ -105,7 +109,7 @@ def test_hard_negatives_for_balance_respect_the_band(demo_qc, tmp_path):
     assert second.generate(demo_qc, context).to_list() == added.to_list()
     assert second.counters["embedding_cache_hits"] == 1 and second.counters["texts_embedded"] == 0
     # A band nothing falls into: fewer rows than needed, and the shortfall says so.
-    narrow = build_strategy("balance", {"from": "hard", "min_similarity": 0.995, "max_similarity": 1.0,
+    narrow = build_strategy("balance", {"negatives_from": "hard", "min_similarity": 0.995, "max_similarity": 1.0,
                                         "guard_similarity": 1.0})
     few = narrow.generate(demo_qc, context)
     assert narrow.counters["shortfall"] > 0 and len(few) + narrow.counters["shortfall"] == narrow.counters["needed"]
@@ -113,11 +117,11 @@ def test_hard_negatives_for_balance_respect_the_band(demo_qc, tmp_path):
 
 def test_balance_builds_on_the_original_table_when_first_and_checks_its_settings(demo_qc, tmp_path):
     context = context_for(demo_qc, tmp_path)
-    first = build_strategy("balance", {"from": "resample"}).generate(demo_qc.select([]), context)
+    first = build_strategy("balance", {"negatives_from": "resample"}).generate(demo_qc.select([]), context)
     assert_reaches(demo_qc, first, 0.5)
-    with pytest.raises(ValueError, match="from='nearest'"):
-        Balance(**{"from": "nearest"})
+    with pytest.raises(ValueError, match="negatives_from='nearest'"):
+        BalanceOptions(negatives_from="nearest")
     with pytest.raises(ValueError, match="target_positive_ratio"):
-        Balance(target_positive_ratio=1.0)
-    with pytest.raises(TypeError, match="unknown settings"):
-        Balance(ratio=0.5)
+        BalanceOptions(target_positive_ratio=1.0)
+    with pytest.raises(StrategyOptionsError, match=r"augment\.balance: Key 'from' not in 'BalanceOptions'"):
+        build_strategy("balance", {"from": "easy"})  # the key's name before negatives_from

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import re
 
 import pytest
@@ -20,22 +20,28 @@ NEW = ["translated", "pivot", "easy_neg", "hard_neg", "balance"]
 
 
 def augment_config(names: list[str], overrides: dict | None = None):
-    """`augment=[...]` as Hydra would build it, from conf/augment/<name>.yaml, without Hydra."""
-    cfg = OmegaConf.create({name: OmegaConf.load(CONF_DIR / "augment" / f"{name}.yaml") for name in names})
-    return OmegaConf.merge(cfg, OmegaConf.create(overrides or {}))
+    """`augment=[...]` composed by Hydra from conf/augment/<name>.yaml, with `{name: {key: value}}` overrides."""
+    dotlist = [f"augment.{name}.{key}={value}" for name, settings in (overrides or {}).items()
+               for key, value in settings.items()]
+    return compose_train([f"augment=[{','.join(names)}]", *dotlist]).augment
 
 
-def test_every_yaml_holds_exactly_its_constructor_keys():
-    assert set(NEW) <= set(known_strategies())
-    cfg = compose_train([f"augment=[{','.join(['original', *NEW])}]"])
-    assert list(cfg.augment) == ["original", *NEW]
-    for name in NEW:
+def test_every_yaml_names_its_schema_and_holds_exactly_its_options():
+    yamls = sorted(p.stem for p in (CONF_DIR / "augment").glob("*.yaml"))
+    assert set(NEW) <= set(known_strategies()) and yamls == known_strategies()
+    cfg = compose_train([f"augment=[{','.join(yamls)}]"])
+    assert list(cfg.augment) == yamls
+    for name in yamls:
         text = (CONF_DIR / "augment" / f"{name}.yaml").read_text()
         assert text.startswith(f"# @package augment.{name}\n")
-        params = set(inspect.signature(STRATEGIES[name].__init__).parameters) - {"self", "options"}
-        keys = set(cfg.augment[name])
-        assert keys == params | ({"from"} if name == "balance" else set()), name
+        assert f"defaults:\n  - /augment_schema/{name}@_here_" in text, name
+        options_type = STRATEGIES[name].options_type
+        assert OmegaConf.get_type(cfg.augment[name]) is options_type, name  # typed at compose time
+        assert set(cfg.augment[name]) == {f.name for f in dataclasses.fields(options_type)}, name
+        yaml_keys = set(OmegaConf.load(CONF_DIR / "augment" / f"{name}.yaml")) - {"defaults"}
+        assert yaml_keys == set(cfg.augment[name]), name  # each option is stated (and commented) in the YAML
         strategy = build_strategy(name, cfg.augment[name])
+        assert isinstance(strategy.options, options_type)
         assert strategy.settings == OmegaConf.to_container(cfg.augment[name]), name
 
 

@@ -8,12 +8,15 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from relevance.augment.easy_neg import (PairIndex, category_levels, easy_negatives, normalise, title_tokens,
-                                        top_level_category)
+from relevance.augment.base import StrategyOptionsError
+from relevance.augment.easy_neg import easy_negatives
 from relevance.augment.embedder import Embedder
-from relevance.augment.hard_neg import HardNeg, hard_negatives
-from relevance.augment.mix import build_strategy
+from relevance.augment.hard_neg import HardNegOptions, hard_negatives
+from relevance.augment.mix import augment_context, build_strategy
+from relevance.augment.negatives import RELATEDNESS, PairIndex, category_levels, title_tokens, top_level_category
+from relevance.data.text import normalise_text
 from tests.augment_fixtures import SHARED_QC, context_for, demo_table, pair_set, real_qc_rows, table_of
+from tests.conftest import compose_train
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,7 @@ def known_positives(original) -> dict[str, set[str]]:
     out = defaultdict(set)
     for q, t, label in zip(original["query"], original["target"], original["label"]):
         if label == 1:
-            out[normalise(q)].add(t)
+            out[normalise_text(q)].add(t)
     return out
 
 
@@ -51,6 +54,14 @@ def check_common_invariants(added, original, source: str) -> None:
             languages_of[q].add(lang)
     assert all(lang in languages_of[q] for q, lang in zip(added["query"], added["language"]))
     assert len(set(added["id"])) == len(added)
+
+
+def assert_share_no_token(added, original) -> None:
+    """Related by title tokens: no negative shares a token with a known positive of its query, nor with the query."""
+    positives = known_positives(original)
+    for q, t in zip(added["query"], added["target"]):
+        blocked = set().union(*(title_tokens(p) for p in positives[normalise_text(q)])) | title_tokens(q)
+        assert not title_tokens(t) & blocked, (q, t)
 
 
 def test_top_level_category_keeps_level_names_that_contain_commas():
@@ -78,7 +89,7 @@ def test_easy_neg_qc_targets_come_from_another_top_level_category(demo_qc, tmp_p
     check_common_invariants(added, demo_qc, "easy_neg")
     positives = known_positives(demo_qc)
     for q, t in zip(added["query"], added["target"]):
-        assert top_level_category(t) not in {top_level_category(p) for p in positives[normalise(q)]}
+        assert top_level_category(t) not in {top_level_category(p) for p in positives[normalise_text(q)]}
     per_query = defaultdict(int)
     for q, lang in zip(added["query"], added["language"]):
         per_query[(lang, q)] += 1
@@ -94,10 +105,7 @@ def test_easy_neg_qi_titles_share_no_token_with_the_positives(demo_qi, tmp_path)
     context = context_for(demo_qi, tmp_path, task="QI")
     added = build_strategy("easy_neg", {}).generate(demo_qi, context)
     check_common_invariants(added, demo_qi, "easy_neg")
-    positives = known_positives(demo_qi)
-    for q, t in zip(added["query"], added["target"]):
-        blocked = set().union(*(title_tokens(p) for p in positives[normalise(q)])) | title_tokens(q)
-        assert not title_tokens(t) & blocked, (q, t)
+    assert_share_no_token(added, demo_qi)
 
 
 def test_easy_neg_ratio_and_the_mix_so_far(demo_qc, tmp_path):
@@ -127,7 +135,7 @@ def test_generators_never_emit_a_known_positive_even_across_languages(tmp_path):
     ]
     original = table_of(rows)
     pairs = PairIndex.of(original)
-    out = easy_negatives(original, pairs, "QC", per_query=5, seed=0)
+    out = easy_negatives(original, pairs, "QC", "top_level_category", per_query=5, seed=0)
     assert {(r["query"], r["target"]) for r in out} == set()  # the only other target is a known positive
     assert pairs.is_positive("POWER bank", "home,candles")
 
@@ -144,7 +152,7 @@ def hard_invariants(added, original, embedder, band, guard):
     for q, lang, t in zip(added["query"], added["language"], added["target"]):
         to_anchors = [float(vectors[a] @ vectors[t]) for a in anchors[(lang, q)]]
         assert any(band[0] - 1e-4 <= s <= band[1] + 1e-4 for s in to_anchors), (q, t, to_anchors)
-        to_positives = max(float(vectors[p] @ vectors[t]) for p in positives[normalise(q)])
+        to_positives = max(float(vectors[p] @ vectors[t]) for p in positives[normalise_text(q)])
         assert to_positives <= guard + 1e-4, (q, t, to_positives)
         nearest.append(to_positives)
     return nearest
@@ -170,7 +178,7 @@ def test_hard_neg_band_guard_determinism_and_cache(demo_qc, tmp_path, embedder, 
     positives = known_positives(demo_qc)
 
     def mean_nearest(table):
-        return np.mean([max(float(vectors[p] @ vectors[t]) for p in positives[normalise(q)])
+        return np.mean([max(float(vectors[p] @ vectors[t]) for p in positives[normalise_text(q)])
                         for q, t in zip(table["query"], table["target"])])
 
     assert mean_nearest(added) > mean_nearest(easy) + 0.1
@@ -199,11 +207,35 @@ def test_hard_neg_max_queries_is_a_seeded_sample(demo_qc, tmp_path, embedder):
 
 def test_hard_neg_settings_are_checked():
     with pytest.raises(ValueError, match="min_similarity <= max_similarity"):
-        HardNeg(min_similarity=0.9, max_similarity=0.5)
+        HardNegOptions(min_similarity=0.9, max_similarity=0.5)
     with pytest.raises(ValueError, match="per_query"):
-        HardNeg(per_query=0)
+        HardNegOptions(per_query=0)
     with pytest.raises(TypeError):
-        HardNeg(top_k=3)
+        HardNegOptions(top_k=3)
+    with pytest.raises(StrategyOptionsError, match=r"augment\.hard_neg: Key 'top_k' not in 'HardNegOptions'"):
+        build_strategy("hard_neg", {"top_k": 3})
+    with pytest.raises(StrategyOptionsError, match=r"augment\.hard_neg: .*max_queries=0"):
+        build_strategy("hard_neg", {"max_queries": 0})
+    assert build_strategy("hard_neg", {"min_similarity": "0.4"}).options.min_similarity == 0.4  # typed
+
+
+def test_relatedness_is_the_tasks_setting_not_its_name(demo_qc, tmp_path):
+    """easy_neg reads what makes two targets related from the task's YAML (`negatives.related_by`)."""
+    assert compose_train(["task=qc"]).task.negatives.related_by == "top_level_category"
+    assert compose_train(["task=qi"]).task.negatives.related_by == "title_tokens"
+    cfg = compose_train(["task=qc", "task.negatives.related_by=title_tokens", f"paths.cache_dir={tmp_path}"])
+    context = augment_context(cfg, demo_qc, ["en"], ["en"])
+    assert (context.task, context.related_by) == ("QC", "title_tokens")
+    # The same QC rows, related by title tokens instead of top-level category: the token rule holds.
+    added = build_strategy("easy_neg", {}).generate(demo_qc, context)
+    check_common_invariants(added, demo_qc, "easy_neg")
+    assert_share_no_token(added, demo_qc)
+    by_category = build_strategy("easy_neg", {}).generate(demo_qc, context_for(demo_qc, tmp_path))
+    assert added["target"] != by_category["target"]
+    assert set(RELATEDNESS) >= {"top_level_category", "title_tokens"}
+    unknown = context_for(demo_qc, tmp_path, related_by="brand_of")
+    with pytest.raises(ValueError, match="task.negatives.related_by='brand_of'.*title_tokens"):
+        build_strategy("easy_neg", {}).generate(demo_qc, unknown)
 
 
 @pytest.mark.skipif(not (SHARED_QC / "train.jsonl").exists(), reason="real QC rows not available")

@@ -11,8 +11,8 @@ from omegaconf import OmegaConf
 from relevance.augment.languages import FLORES, UnknownLanguageError, competition_code, to_flores
 from relevance.augment.mix import build_strategy
 from relevance.augment.pivot import Pivot
-from relevance.augment.translated import Translated
-from relevance.augment.translator import ModelUnavailableError, Translator
+from relevance.augment.translated import Translated, TranslatedOptions
+from relevance.augment.translator import ModelUnavailableError, Translator, TranslatorOptions
 from relevance.modeling.inputs import format_prompt
 from tests.augment_fixtures import build_tiny_nllb, context_for, table_of
 
@@ -90,19 +90,22 @@ def test_translated_options_field_languages_and_sampling(tiny_nllb, tmp_path):
     context = context_for(original, tmp_path / "cache", eval_languages=["de"])
     settings = {"model": str(tiny_nllb), "max_new_tokens": 4, "target_languages": ["pl", "vi"],
                 "max_rows_per_language": 5}
-    first = Translated(**settings).generate(original.select([]), context)
+    first = build_strategy("translated", settings).generate(original.select([]), context)
     assert sorted(set(first["language"])) == ["pl", "vn"]
     assert [first["language"].count(lang) for lang in ("pl", "vn")] == [5, 5]
-    assert Translated(**settings).generate(original.select([]), context).to_list() == first.to_list()
+    assert build_strategy("translated", settings).generate(original.select([]), context).to_list() == first.to_list()
     other_seed = context_for(original, tmp_path / "cache", eval_languages=["de"], seed=7)
-    assert Translated(**settings).generate(original.select([]), other_seed)["id"] != first["id"]
+    assert build_strategy("translated", settings).generate(original.select([]), other_seed)["id"] != first["id"]
 
-    by_target = Translated(model=str(tiny_nllb), max_new_tokens=4, field="target", target_languages=["it"])
+    by_target = build_strategy("translated", {"model": str(tiny_nllb), "max_new_tokens": 4, "field": "target",
+                                              "target_languages": ["it"]})
     out = by_target.generate(original.select([]), context)
     assert out["query"] == original["query"] and all(t.strip() for t in out["target"])
     assert out["target"] != original["target"]
-    with pytest.raises(ValueError, match="field"):
-        Translated(field="title")
+    with pytest.raises(ValueError, match="field='title'"):
+        TranslatedOptions(field="title")
+    with pytest.raises(UnknownLanguageError, match="'xx'"):
+        TranslatedOptions(target_languages=["de", "xx"])
 
 
 def test_translator_prepends_the_language_token_for_tokenizers_without_src_lang(tmp_path):
@@ -124,7 +127,7 @@ def test_pivot_adds_an_english_pivot_even_to_unlabelled_tables(tiny_nllb, tmp_pa
     assert "label" not in unlabelled.column_names
     context = context_for(unlabelled, tmp_path / "cache")
     strategy = build_strategy("pivot", OmegaConf.create({"model": str(tiny_nllb), "max_new_tokens": 5}))
-    assert strategy.transforms_inputs and len(strategy.generate(unlabelled.select([]), context)) == 0
+    assert strategy.rewrites_inputs() and len(strategy.generate(unlabelled.select([]), context)) == 0
     out = strategy.transform_inputs(unlabelled, context)
     assert out.column_names == unlabelled.column_names + ["pivot"]
     task_cfg = OmegaConf.create({"prompt": "Q: {query} T: {target}", "pivot_prompt": " | EN: {pivot}"})
@@ -149,14 +152,15 @@ def test_a_missing_model_fails_fast_and_says_which_setting_to_change(tmp_path):
     context = context_for(original, tmp_path / "cache", eval_languages=["de", "en"])
     started = time.perf_counter()
     with pytest.raises(ModelUnavailableError, match=r"augment\.translated\.model=/path/to/local/dir") as err:
-        Translated(model="no-such-org/no-such-nllb-model").generate(original.select([]), context)
+        Translated(TranslatedOptions(model="no-such-org/no-such-nllb-model")).generate(original.select([]), context)
     assert time.perf_counter() - started < 30
     assert "'no-such-org/no-such-nllb-model' could not be loaded" in str(err.value)
     with pytest.raises(ModelUnavailableError, match="no such directory.*augment.pivot.model"):
-        Pivot(model=str(tmp_path / "missing_dir")).transform_inputs(original, context)
+        Pivot(TranslatorOptions(model=str(tmp_path / "missing_dir"))).transform_inputs(original, context)
     # Nothing to translate → the model is never needed.
     nothing = context_for(original, tmp_path / "cache", eval_languages=["en", "es", "fr"])
-    assert len(Translated(model="no-such-org/no-such-nllb-model").generate(original.select([]), nothing)) == 0
+    missing = Translated(TranslatedOptions(model="no-such-org/no-such-nllb-model"))
+    assert len(missing.generate(original.select([]), nothing)) == 0
 
 
 def test_translation_cache_key_follows_model_languages_and_decoding(tmp_path):

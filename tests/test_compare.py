@@ -1,31 +1,45 @@
 """`python -m relevance.compare` over the smoke sweep (report, plots, artifacts on the parent,
-terminal table), and its pieces on hand-made runs (labels, baselines, pairing, task means)."""
+terminal table), its Hydra config (typed keys, fails at compose time), and its pieces on
+hand-made runs (labels, baselines, pairing, means over any tasks)."""
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hydra.errors import ConfigCompositionException
 
 from relevance.compare import (
+    Comparison,
     choose_baselines,
+    compose_compare_config,
     distinguishing_labels,
+    means_table,
+    means_title,
     paired_delta,
-    parse_args,
+    setting_key,
     split_overrides,
     task_means,
 )
+from relevance.config import ConfigError
 from tests.conftest import run_cli
 from tests.sweep_fixtures import smoke_sweep  # noqa: F401
 
 
-def test_compare_the_latest_sweep(smoke_sweep, tmp_path):  # noqa: F811
-    out = tmp_path / "report"
-    # no sweep= : the latest sweep, from the store in the current directory (what `make compare` runs)
-    result = run_cli("compare", [f"out={out}", "n_resamples=200"], cwd=smoke_sweep.root)
+def test_compare_the_latest_sweep(smoke_sweep):  # noqa: F811
+    # no sweep=, no out=: the latest sweep, from the store in the current directory, reported under
+    # outputs/compare/<time>/ (what `make compare` runs)
+    result = run_cli("compare", ["n_resamples=200"], cwd=smoke_sweep.root)
     parent, children = smoke_sweep.parent, smoke_sweep.children
+    out = Path(re.search(r"^report: (\S+)/report.md", result.stdout, re.MULTILINE).group(1))
+    assert out.parent == smoke_sweep.root / "outputs" / "compare"
+    # Hydra adds nothing of its own: no .hydra/, no log file
+    assert {p.name for p in out.iterdir()} == {"report.md", "comparison.json", "per_language_f1_qc.png",
+                                               "pr_curves_qc.png"}
 
     report = (out / "report.md").read_text()
     assert parent.info.run_id in report
@@ -59,7 +73,8 @@ def test_compare_by_parent_id_with_a_named_baseline(smoke_sweep, tmp_path):  # n
     out = tmp_path / "report"
     best = smoke_sweep.parent.data.tags["best_run_id"]
     run_cli("compare", [f"sweep={smoke_sweep.parent.info.run_id}", f"baseline={best}", f"out={out}",
-                        "n_resamples=100", "log=false", f"tracking_uri={smoke_sweep.tracking_uri}"], cwd=smoke_sweep.root)
+                        "n_resamples=100", "log=false", f"tracking.tracking_uri={smoke_sweep.tracking_uri}"],
+            cwd=smoke_sweep.root)
     data = json.loads((out / "comparison.json").read_text())
     assert data["baselines"] == {"QC": best}
 
@@ -67,8 +82,29 @@ def test_compare_by_parent_id_with_a_named_baseline(smoke_sweep, tmp_path):  # n
 def test_compare_says_what_is_missing(tmp_path):
     result = run_cli("compare", [], cwd=tmp_path, check=False)
     assert result.returncode != 0 and "no sweep parent run" in result.stderr
-    with pytest.raises(SystemExit, match="unknown argument"):
-        parse_args(["sweeps=latest"])
+    assert not (tmp_path / "outputs").exists()  # no report folder without a report
+
+
+def test_a_bad_key_fails_at_compose_time(tmp_path):
+    result = run_cli("compare", ["sweeps=latest"], cwd=tmp_path, check=False)
+    assert result.returncode != 0 and "Could not override 'sweeps'" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # before any store was opened
+    with pytest.raises(ConfigCompositionException, match="n_resamples=many"):
+        compose_compare_config(["n_resamples=many"])
+    with pytest.raises(ConfigError, match="unknown config key sweeps"):
+        compose_compare_config(["+sweeps=latest"])  # `+` adds a key to the typed node: still refused
+    with pytest.raises(ConfigError, match="not both"):
+        compose_compare_config(["sweep=latest", "experiments=[relevance-qc]"])
+
+
+def test_the_store_comes_from_the_shared_tracking_config(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("RELEVANCE_ROOT", raising=False)
+    cfg = compose_compare_config([f"paths.root={tmp_path}"])
+    assert cfg.tracking.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"  # as train and predict log to
+    assert Path(cfg.out).parent == tmp_path / "outputs" / "compare"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere/mlflow.db")
+    assert compose_compare_config().tracking.tracking_uri == "sqlite:////elsewhere/mlflow.db"
 
 
 # --------------------------------------------------------------------------- pieces
@@ -84,8 +120,6 @@ def frame(rows: list[dict]) -> pd.DataFrame:
     base = {"model": "tiny", "quant": "nf4", "peft": "lora", "head": "classifier", "trainer": "smoke",
             "dev_precision": 0.5, "dev_recall": 0.5}
     out = pd.DataFrame([{**base, **r} for r in rows])
-    from relevance.compare import setting_key
-
     out["setting"] = out.apply(setting_key, axis=1)
     return out
 
@@ -108,6 +142,31 @@ def test_baselines_per_task_and_means_over_both_tasks():
     means = task_means(runs).set_index("label")
     assert means.loc["augment=[original]", "mean_f1"] == pytest.approx(0.7)
     assert means.loc["augment=[original,easy_neg]", "mean_f1"] == pytest.approx(0.8)
+
+
+def test_means_over_whatever_tasks_ran():
+    """A third task needs no code: each setting's mean is over the tasks it ran on (two or more)."""
+    runs = frame([
+        {"run_id": f"{task}-{mix}", "run_name": f"tiny-{task.lower()}-{mix}", "task": task, "augment": mix,
+         "dev_f1": f1, "start_time": i}
+        for i, (task, mix, f1) in enumerate([("QC", "original", 0.6), ("QI", "original", 0.7), ("QX", "original", 0.8),
+                                             ("QC", "easy_neg", 0.5), ("QX", "easy_neg", 0.9),
+                                             ("QI", "hard_neg", 0.4)])])
+    runs["label"] = distinguishing_labels(list(runs["run_name"]))
+    means = task_means(runs).set_index("label")
+    # default run names (`model-task-mix`) pair across tasks; a setting on one task has no mean
+    assert list(means.index) == ["tiny-qc-original", "tiny-qc-easy_neg"]
+    assert means.loc["tiny-qc-original", "mean_f1"] == pytest.approx(0.7)
+    assert means.loc["tiny-qc-easy_neg", "mean_f1"] == pytest.approx(0.7)
+    assert means.loc["tiny-qc-original", "qx_run_id"] == "QX-original"
+    assert np.isnan(means.loc["tiny-qc-easy_neg", "qi_f1"])
+
+    comparison = Comparison(title="", tracking_uri="", runs=runs, per_language={}, winners={}, unseen={},
+                            task_means=task_means(runs), baselines={}, curves={})
+    assert means_title(comparison) == "Mean over QC, QI and QX"
+    header, rows = means_table(comparison)
+    assert header == ["setting", "QC F1", "QI F1", "QX F1", "mean F1", "mean precision", "mean recall"]
+    assert rows[1][:5] == ["tiny-qc-easy_neg", "0.5000", "", "0.9000", "0.7000"]
 
 
 def predictions(ids, labels, preds) -> pd.DataFrame:

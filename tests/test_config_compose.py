@@ -99,3 +99,36 @@ def test_an_augment_option_without_a_registered_strategy_fails_validation():
     cfg = compose_train(["+augment.no_such_strategy={}"])
     with pytest.raises(ConfigError, match="no_such_strategy"):
         validate_config(cfg)
+
+
+@pytest.mark.parametrize("override,strategy,cause", [
+    ("augment.hard_neg.min_similarity=abc", "hard_neg", "'abc' of type 'str' could not be converted to Float"),
+    ("augment.easy_neg.per_qery=2", "easy_neg", "Key 'per_qery' not in 'EasyNegOptions'"),  # a typo
+    ("augment.balance.from=easy", "balance", "Key 'from' not in 'BalanceOptions'"),  # its name before negatives_from
+])
+def test_strategy_options_are_typed_at_compose_time(override, strategy, cause):
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_train([f"augment=[original,{strategy}]", override])
+    assert f"augment.{strategy}." in str(info.value)  # Hydra's message names the strategy's key
+    assert cause in str(info.value.__cause__) and f"full_key: {override.split('=')[0]}" in str(info.value.__cause__)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["+augment.easy_neg.bogus=1"], r"augment\.easy_neg: Key 'bogus' not in 'EasyNegOptions'; its settings: per_query"),
+    (["augment.easy_neg.per_query=0"], r"augment\.easy_neg: per_query=0: must be at least 1"),
+    (["augment.balance.negatives_from=nearest"], r"augment\.balance: negatives_from='nearest': use one of"),
+])
+def test_what_compose_lets_through_fails_validation_naming_the_strategy(overrides, message):
+    """`+key=value` bypasses a typed node at compose time, and values in range are the options' own rule:
+    validate_config (right after composing, before any model loads) catches both."""
+    strategies = sorted({o.split(".")[1] for o in overrides})
+    cfg = compose_train([f"augment=[original,{','.join(strategies)}]", *overrides])
+    with pytest.raises(ConfigError, match=message):
+        validate_config(cfg)
+
+
+def test_relatedness_for_negatives_is_a_task_setting():
+    assert compose_train(["task=qc"]).task.negatives.related_by == "top_level_category"
+    assert compose_train(["task=qi"]).task.negatives.related_by == "title_tokens"
+    with pytest.raises(ConfigCompositionException):
+        compose_train(["task.negatives.related_to=title_tokens"])

@@ -184,3 +184,21 @@ def test_real_qc_train():
     assert len(res.dataset) == 7034
     assert sorted(set(res.dataset["language"])) == ["en", "es", "fr", "ja", "ko", "pt"]
     assert set(res.dataset["label"]) == {0, 1}
+
+
+def test_duplicate_ids_name_both_lines(tmp_path):
+    path = write_lines(tmp_path / "dup.jsonl", [QC_ROWS[0], QC_ROWS[1], {**QC_ROWS[2], "id": QC_ROWS[0]["id"]}])
+    with pytest.raises(DataError, match="already used on line 1") as info:
+        read_jsonl(path, task_config("qc"))
+    assert (info.value.line, info.value.field) == (3, "id")
+
+
+@pytest.mark.parametrize("code, known, message", [
+    ("pt/", None, "not a language code"),
+    ("xx", ["en", "fr"], "unknown language code 'xx'"),
+])
+def test_language_codes_are_checked(tmp_path, code, known, message):
+    path = write_lines(tmp_path / "lang.jsonl", [QC_ROWS[0], {**QC_ROWS[1], "language": code}])
+    with pytest.raises(DataError, match=message) as info:
+        read_jsonl(path, task_config("qc"), languages=known)
+    assert (info.value.line, info.value.field) == (2, "language")

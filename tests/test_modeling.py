@@ -11,7 +11,8 @@ from datasets import Dataset
 from relevance.modeling.heads import YesNoHead, single_token_id
 from relevance.modeling.inputs import encode_table, format_prompt
 from relevance.modeling.loader import load_for_training
-from relevance.modeling.quantization import bitsandbytes_config, resolve_compute_dtype
+from relevance.modeling.quantization import (bitsandbytes_config, choose_compute_dtype, cpu_flags,
+                                              resolve_compute_dtype)
 from relevance.modeling.sources import ModelSourceError, locate_packaged_gguf, resolve_model
 from tests.conftest import compose_train
 
@@ -44,19 +45,44 @@ def test_nf4_lora_trains_only_adapters_and_the_head(shared_cache):
     assert loaded.model.config.pad_token_id == loaded.tokenizer.pad_token_id
 
 
-def test_nf4_uses_double_quant_and_fp32_compute_on_cpu():
+def test_nf4_uses_double_quant_and_the_chosen_compute_dtype():
     cfg = compose_train(["quant=nf4"])
     bnb_config = bitsandbytes_config(cfg.quant)
     assert bnb_config.load_in_4bit and bnb_config.bnb_4bit_quant_type == "nf4"
     assert bnb_config.bnb_4bit_use_double_quant
-    if not torch.cuda.is_available():
-        assert bnb_config.bnb_4bit_compute_dtype == torch.float32
-        assert resolve_compute_dtype("auto") == torch.float32
+    assert bnb_config.bnb_4bit_compute_dtype == resolve_compute_dtype("auto")
     assert bitsandbytes_config(compose_train(["quant=none"]).quant) is None
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU rule")
+def test_auto_compute_dtype_is_bf16_only_on_cpus_with_bf16_matrix_units():
+    assert choose_compute_dtype("auto", {"avx512f", "amx_tile", "amx_bf16"})[0] == torch.bfloat16
+    dtype, reason = choose_compute_dtype("auto", {"avx512f", "avx512_bf16"})
+    assert dtype == torch.bfloat16 and "avx512_bf16" in reason
+    dtype, reason = choose_compute_dtype("auto", {"avx2", "avx512f", "fma"})
+    assert dtype == torch.float32 and "no native bf16" in reason
+    explicit = choose_compute_dtype("float32", {"amx_bf16"})
+    assert explicit == (torch.float32, "set explicitly: quant.compute_dtype=float32")
+    this_cpu = bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+    assert resolve_compute_dtype("auto") == (torch.bfloat16 if this_cpu else torch.float32)
+
+
+def test_every_forward_runs_in_the_compute_dtype_and_trained_weights_stay_fp32(shared_cache):
+    batch = None
+    for dtype in ("bfloat16", "float32"):
+        loaded = load_for_training(tiny_cfg(shared_cache, "quant=nf4", f"quant.compute_dtype={dtype}"))
+        assert loaded.compute_dtype == getattr(torch, dtype) and "explicitly" in loaded.compute_dtype_reason
+        batch = batch or loaded.tokenizer(["Search query: red shoes"], return_tensors="pt").to(loaded.model.device)
+        assert loaded.head.pair_logits(loaded.model, batch).dtype == getattr(torch, dtype)
+        assert {p.dtype for p in loaded.model.parameters() if p.requires_grad} == {torch.float32}
+    frozen_bf16 = load_for_training(tiny_cfg(shared_cache, "quant=none", "quant.compute_dtype=bfloat16")).model
+    assert {p.dtype for p in frozen_bf16.parameters() if not p.requires_grad} == {torch.bfloat16}
+    assert {p.dtype for p in frozen_bf16.parameters() if p.requires_grad} == {torch.float32}  # LoRA and the head
+
+
 def test_full_fine_tuning_without_quantization(shared_cache):
-    loaded = load_for_training(tiny_cfg(shared_cache, "quant=none", "peft=none"))
+    """Every weight trains, so every weight stays fp32, whatever the compute dtype."""
+    loaded = load_for_training(tiny_cfg(shared_cache, "quant=none", "peft=none", "quant.compute_dtype=bfloat16"))
     params = list(loaded.model.parameters())
     assert all(p.requires_grad for p in params) and all(p.dtype == torch.float32 for p in params)
 
@@ -65,7 +91,7 @@ def test_yes_no_head_scores_the_answer_tokens(shared_cache):
     loaded = load_for_training(tiny_cfg(shared_cache, "head=yes_no", "quant=none"))
     assert isinstance(loaded.head, YesNoHead) and loaded.tokenizer.padding_side == "left"
     batch = loaded.tokenizer(["Search query: shoes", "Search query: a much longer red phone case"],
-                             padding=True, return_tensors="pt")
+                             padding=True, return_tensors="pt").to(loaded.model.device)
     logits = loaded.head.pair_logits(loaded.model, batch)
     full = loaded.model(**batch).logits[:, -1, :]
     assert torch.allclose(logits, full[:, [loaded.head.negative_id, loaded.head.positive_id]], atol=1e-5)
@@ -117,14 +143,14 @@ def test_lora_gradients_are_the_same_after_an_evaluation_pass(shared_cache):
     loaded = load_for_training(cfg)
     model = loaded.model
     batch = loaded.tokenizer(["Search query: red shoes", "Search query: phone case"], padding=True,
-                             return_tensors="pt")
+                             return_tensors="pt").to(model.device)
     first_lora = next(p for n, p in model.named_parameters() if "layers.0." in n and "lora_B" in n)
 
     def lora_grad_after_one_step():
         model.train()
         model.zero_grad()
         logits = loaded.head.pair_logits(model, batch)
-        torch.nn.functional.cross_entropy(logits, torch.tensor([1, 0])).backward()
+        torch.nn.functional.cross_entropy(logits, torch.tensor([1, 0], device=model.device)).backward()
         return first_lora.grad.detach().clone()
 
     with torch.no_grad():  # make lora_B non-zero so gradients reach layer 0's lora_A paths

@@ -1,7 +1,10 @@
-"""notebooks/compare_runs.ipynb runs top to bottom (nbclient) against the smoke sweep and
-shows the comparison tables and both plots."""
+"""notebooks/compare_runs.ipynb runs top to bottom (nbclient) against the smoke sweep, configured
+by the same key=value overrides as `python -m relevance.compare`, and shows the comparison tables
+and both plots."""
 
 from __future__ import annotations
+
+import shlex
 
 import nbformat
 from nbclient import NotebookClient
@@ -11,12 +14,9 @@ from tests.sweep_fixtures import smoke_sweep  # noqa: F401
 
 
 def test_the_comparison_notebook_runs_on_a_sweep(smoke_sweep, tmp_path, monkeypatch):  # noqa: F811
-    for key in ("RELEVANCE_ROOT", "RELEVANCE_BASELINE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", smoke_sweep.tracking_uri)
-    monkeypatch.setenv("RELEVANCE_SWEEP", smoke_sweep.parent.info.run_id)
-    monkeypatch.setenv("RELEVANCE_N_RESAMPLES", "100")
-    monkeypatch.setenv("RELEVANCE_NOTEBOOK_OUT", str(tmp_path / "plots"))
+    monkeypatch.setenv("RELEVANCE_COMPARE_ARGS", shlex.join([
+        f"sweep={smoke_sweep.parent.info.run_id}", "n_resamples=100", f"out={tmp_path / 'plots'}",
+        f"tracking.tracking_uri={smoke_sweep.tracking_uri}"]))
     notebook = nbformat.read(REPO / "notebooks" / "compare_runs.ipynb", as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # stored clean
     NotebookClient(notebook, timeout=600, kernel_name="python3",

@@ -9,7 +9,7 @@ import math
 import pytest
 import yaml
 
-from relevance.train import _failed_value
+from relevance.tracking.job import failed_value
 from tests.sweep_fixtures import run_sweep
 
 TINY = ["model=tiny_random", "trainer=smoke", "trainer.epochs=1", "data.max_train_rows=240"]
@@ -43,5 +43,5 @@ def test_a_failed_job_returns_a_value_the_sweeper_accepts():
         def __init__(self, target):
             self.sweeper = Sweeper(_target_=target)
 
-    assert _failed_value(HydraCfg("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper")) == -math.inf
-    assert math.isnan(_failed_value(HydraCfg("hydra._internal.core_plugins.basic_sweeper.BasicSweeper")))
+    assert failed_value(HydraCfg("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper")) == -math.inf
+    assert math.isnan(failed_value(HydraCfg("hydra._internal.core_plugins.basic_sweeper.BasicSweeper")))

@@ -1,10 +1,12 @@
 """Real multiruns of the tiny model: a parent run per sweep with its jobs as children, the
 best child on the parent, a crashing job that does not take the sweep down, and resume
-(a rerun skips finished jobs and retries failed ones)."""
+(a rerun skips finished jobs and retries failed ones; a job whose data or strategy code
+changed trains again)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from relevance.config import validate_config
-from relevance.tracking.sweep_callback import sweep_definition, sweep_run_name
+from relevance.tracking.sweep_parents import sweep_definition, sweep_run_name
 from tests.conftest import CONF_DIR, compose_train
 from tests.sweep_fixtures import children_of, parents_of, run_sweep, smoke_sweep  # noqa: F401
 
@@ -111,6 +113,7 @@ def test_a_crashing_job_fails_alone_and_a_rerun_resumes(tmp_path, shared_cache):
     assert second.parent.info.run_id != first.parent.info.run_id
     finished_id = by_status["FINISHED"].info.run_id
     assert f"skipping: identical finished run {finished_id}" in second.result.stdout + second.result.stderr
+    assert identity_reason(by_status["FINISHED"]) in second.result.stdout + second.result.stderr
     # the finished job is not trained again; the failed one is
     assert [c.info.status for c in second.children] == ["FAILED"]
     assert second.parent.data.metrics["jobs_skipped"] == 1 and second.parent.data.metrics["jobs_failed"] == 1
@@ -167,3 +170,75 @@ def test_a_sweep_over_both_tasks_has_a_parent_in_each_task_experiment(tmp_path, 
     assert set(comparison.baselines) == {"QC", "QI"}
     (mean,) = comparison.task_means.itertuples()
     assert mean.mean_f1 == pytest.approx((mean.qc_f1 + mean.qi_f1) / 2)
+
+
+# --------------------------------------------------------------------------- resume: a run is its config, data and code
+
+def identity_reason(run) -> str:
+    """What the skip message says made `run` reusable."""
+    tags = run.data.tags
+    strategies = ", ".join(f"{name} v{v}" for name, v in json.loads(tags["relevance.strategy_versions"]).items())
+    return (f"identical config {tags['relevance.config_hash']}, data digest {tags['relevance.data_digest']}, "
+            f"package {tags['relevance.package_version']}, strategies {strategies}")
+
+
+def write_qc_rows(path: Path, count: int, first_id: int = 1) -> None:
+    """Hand-made competition rows (two languages, both labels), appended to `path`."""
+    products = [("red running shoes", "sports,shoes,running shoes"), ("phone case", "phones,accessories,cases")]
+    with open(path, "a") as handle:
+        for row_id in range(first_id, first_id + count):
+            query, path_ = products[row_id % 2]
+            label = int(row_id % 3 != 0)
+            target = path_ if label else products[(row_id + 1) % 2][1]
+            handle.write(json.dumps({"id": row_id, "task": "QC", "language": ("en", "es")[row_id % 4 // 2],
+                                     "origin_query": f"{query} {row_id}", "category_path": target,
+                                     "label": label}) + "\n")
+
+
+def test_new_rows_in_the_same_data_file_train_again(tmp_path, shared_cache):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_qc_rows(data / "train.jsonl", 60)
+    write_qc_rows(data / "dev.jsonl", 24, first_id=1000)
+    args = ["experiment=smoke_sweep", "trainer.lr=0.003", "data=competition", f"data.dir={data}"]
+    (first,) = run_sweep(tmp_path, shared_cache, *args).children
+
+    unchanged = run_sweep(tmp_path, shared_cache, *args)
+    assert unchanged.children == [] and unchanged.parent.data.metrics["jobs_skipped"] == 1
+    assert (f"skipping: identical finished run {first.info.run_id} (dev_f1={first.data.metrics['dev_f1']:.4f}): "
+            f"{identity_reason(first)}") in unchanged.result.stdout + unchanged.result.stderr
+
+    write_qc_rows(data / "train.jsonl", 12, first_id=500)  # new rows, same path, same config
+    grown = run_sweep(tmp_path, shared_cache, *args)
+    (second,) = grown.children
+    assert second.info.status == "FINISHED" and grown.parent.data.metrics["jobs_skipped"] == 0
+    assert "skipping" not in grown.result.stdout + grown.result.stderr
+    assert second.data.tags["relevance.config_hash"] == first.data.tags["relevance.config_hash"]
+    assert second.data.tags["relevance.data_digest"] != first.data.tags["relevance.data_digest"]
+    assert second.data.params["data.train_rows"] != first.data.params["data.train_rows"]
+
+
+# Loaded at interpreter start from PYTHONPATH: the `original` strategy as if a fix had bumped its version.
+BUMP_ORIGINAL = """
+from relevance.augment.base import STRATEGIES, load_strategy_modules
+
+load_strategy_modules()
+STRATEGIES["original"].version += "-fixed"
+"""
+
+
+def test_a_bumped_strategy_version_trains_again(tmp_path, shared_cache, monkeypatch):
+    args = ["experiment=smoke_sweep", "trainer.lr=0.003"]
+    (first,) = run_sweep(tmp_path, shared_cache, *args).children
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(BUMP_ORIGINAL)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hook), os.environ.get("PYTHONPATH")])))
+
+    rerun = run_sweep(tmp_path, shared_cache, *args)
+    (second,) = rerun.children
+    assert second.info.status == "FINISHED" and rerun.parent.data.metrics["jobs_skipped"] == 0
+    versions = json.loads(first.data.tags["relevance.strategy_versions"])
+    assert json.loads(second.data.tags["relevance.strategy_versions"]) == {"original": versions["original"] + "-fixed"}
+    assert second.data.tags["relevance.config_hash"] == first.data.tags["relevance.config_hash"]
+    assert second.data.tags["relevance.data_digest"] == first.data.tags["relevance.data_digest"]

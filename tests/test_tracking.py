@@ -1,4 +1,4 @@
-"""The MLflow run lifecycle against a real SQLite store in a temp dir."""
+"""The MLflow run lifecycle against a real SQLite store in a temp dir; a run's identity."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from relevance.tracking.mlflow_run import (MAX_PARAMS_PER_CALL, TrackedRun, config_hash, flatten,
-                                           run_name_from_overrides)
+from relevance.augment.base import STRATEGIES, load_strategy_modules
+from relevance.tracking.identity import config_hash, data_digest, run_identity
+from relevance.tracking.mlflow_run import MAX_PARAMS_PER_CALL, TrackedRun, flatten, run_name_from_overrides
 from tests.conftest import compose_train
 
 
@@ -63,3 +64,44 @@ def test_config_hash_ignores_where_things_are_stored():
     b = compose_train(["paths.root=/b", "paths.cache_dir=/b/c", "paths.output_dir=/b/o"])
     c = compose_train(["paths.root=/b", "paths.cache_dir=/b/c", "paths.output_dir=/b/o", "trainer.lr=0.1"])
     assert config_hash(a) == config_hash(b) != config_hash(c)
+
+
+def competition_config(data_dir, *extra: str):
+    return compose_train(["data=competition", f"data.dir={data_dir}", *extra])
+
+
+def test_the_data_digest_is_the_files_content_not_their_path(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "train.jsonl").write_text('{"id": 1}\n')
+        (tmp_path / folder / "dev.jsonl").write_text('{"id": 2}\n')
+    a, b = competition_config(tmp_path / "a").data, competition_config(tmp_path / "b").data
+    assert data_digest(a) == data_digest(b)
+    before = data_digest(a)
+    with open(tmp_path / "a" / "train.jsonl", "a") as handle:  # new rows at the same path
+        handle.write('{"id": 3}\n')
+    grown = data_digest(a)
+    assert grown != before
+    (tmp_path / "a" / "dev.jsonl").unlink()  # no error here: the run reports it, as a FAILED run
+    assert data_digest(a) not in (before, grown)
+
+
+def test_generated_demo_data_is_digested_by_its_generator_settings():
+    assert data_digest(compose_train(["paths.cache_dir=/a"]).data) == data_digest(
+        compose_train(["paths.cache_dir=/b"]).data)
+    assert data_digest(compose_train().data) != data_digest(compose_train(["data.generate.seed=1"]).data)
+
+
+def test_the_run_identity_changes_with_a_strategy_version_and_the_package_version(monkeypatch):
+    cfg = compose_train()
+    load_strategy_modules()
+    before = run_identity(cfg)
+    assert before.strategy_versions == {"original": STRATEGIES["original"].version}
+    assert before.tags()["relevance.run_identity"] == before.digest
+    fixed = before.strategy_versions["original"] + "-fixed"
+    monkeypatch.setattr(STRATEGIES["original"], "version", fixed)
+    bumped = run_identity(cfg)
+    assert bumped.config_hash == before.config_hash and bumped.digest != before.digest
+    assert bumped.describe().endswith(f"strategies original v{fixed}")
+    monkeypatch.setattr("relevance.tracking.identity.package_version", lambda: "99.0")
+    assert run_identity(cfg).digest not in (before.digest, bumped.digest)

@@ -1,29 +1,49 @@
-"""The augmentation strategy contract and its registry.
+"""The augmentation strategy contract, its registry and the strategies' typed options.
 
-A strategy is a class registered under a name; `conf/augment/<name>.yaml`
-(`# @package augment.<name>`) holds its settings, passed to the constructor as
-keyword arguments. `augment=[original,easy_neg]` builds the training mix in
-that order: each strategy sees the original table and the mix so far, and
-returns the rows it adds, with a `source` column naming it.
+A strategy is a class registered under a name with a dataclass of options
+(`@register("easy_neg", options=EasyNegOptions)`). `register_strategy_schemas()` stores
+each options dataclass in Hydra's ConfigStore as `augment_schema/<name>`, and
+`conf/augment/<name>.yaml` (`# @package augment.<name>`) names it first in its defaults
+list, so a typo'd key or a wrong type fails at compose time. The constructor gets the
+options as a dataclass instance (`strategy_options` fills one from a YAML node or a dict).
+`augment=[original,easy_neg]` builds the training mix in that order: each strategy sees
+the original table and the mix so far, and returns the rows it adds, with a `source`
+column naming it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
 from typing import Any
 
 from datasets import Dataset
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-STRATEGIES: dict[str, type] = {}
+STRATEGIES: dict[str, type[Strategy]] = {}
+SCHEMA_GROUP = "augment_schema"  # conf/augment/<name>.yaml: `defaults: [/augment_schema/<name>@_here_]`
 
 
-def register(name: str):
+@dataclass
+class NoOptions:
+    """The options of a strategy that has none (`original`)."""
+
+
+def register(name: str, options: type = NoOptions):
+    """Register a Strategy subclass under `name`, with `options` (a dataclass) as the schema of
+    `conf/augment/<name>.yaml`."""
+    if not dataclasses.is_dataclass(options):
+        raise TypeError(f"augmentation strategy {name!r}: options must be a dataclass, got {options!r}")
+
     def decorate(cls):
         if name in STRATEGIES and STRATEGIES[name] is not cls:
             raise ValueError(f"augmentation strategy {name!r} is registered twice")
         cls.name = name
+        cls.options_type = options
         STRATEGIES[name] = cls
         return cls
 
@@ -44,6 +64,13 @@ def known_strategies() -> list[str]:
     return sorted(STRATEGIES)
 
 
+def strategy_class(name: str) -> type[Strategy]:
+    load_strategy_modules()
+    if name not in STRATEGIES:
+        raise KeyError(f"augment={name!r} is not a registered strategy; known: {sorted(STRATEGIES)}")
+    return STRATEGIES[name]
+
+
 def strategy_versions(names) -> dict[str, str]:
     """`{name: version}` of the chosen strategies: part of a run's identity, so a fixed
     strategy is never served from a stale finished run."""
@@ -51,9 +78,34 @@ def strategy_versions(names) -> dict[str, str]:
     return {name: str(STRATEGIES[name].version) for name in names if name in STRATEGIES}
 
 
+def register_strategy_schemas() -> None:
+    """Store every strategy's options dataclass in Hydra's ConfigStore as `augment_schema/<name>`."""
+    store = ConfigStore.instance()
+    for name in known_strategies():
+        store.store(group=SCHEMA_GROUP, name=name, node=STRATEGIES[name].options_type)
+
+
+class StrategyOptionsError(ValueError):
+    """A strategy's settings do not fit its options: the message starts with `augment.<name>`."""
+
+
+def strategy_options(name: str, settings: DictConfig | dict | None = None) -> Any:
+    """`settings` (a composed YAML node or a dict) as the strategy's options dataclass. An unknown
+    key, a wrong type or a value the options refuse raises StrategyOptionsError naming the strategy."""
+    options_type = strategy_class(name).options_type
+    values = OmegaConf.to_container(settings, resolve=True) if isinstance(settings, DictConfig) else settings
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(options_type), values or {}))
+    except (OmegaConfBaseException, ValueError, TypeError) as error:
+        reason = str(error).splitlines()[0]
+        if isinstance(error, ConfigKeyError):
+            reason += f"; its settings: {', '.join(f.name for f in dataclasses.fields(options_type)) or 'none'}"
+        raise StrategyOptionsError(f"augment.{name}: {reason}") from error
+
+
 @dataclass
 class AugmentContext:
-    """What a strategy may use besides its own settings."""
+    """What a strategy may use besides its own options."""
 
     task: str  # QC | QI
     original: Dataset  # the training rows as read
@@ -61,22 +113,34 @@ class AugmentContext:
     eval_languages: list[str]  # languages of the dev/test rows
     seed: int
     cache_dir: str
+    related_by: str | None  # task.negatives.related_by: what makes two targets related (augment/negatives.py)
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def base_rows(mix: Dataset, context: AugmentContext) -> Dataset:
+    """The rows a strategy builds on: the mix so far, or the original table when it comes first."""
+    return mix if len(mix) else context.original
 
 
 class Strategy:
     """Base class. Override `generate` to add rows to the mix (return an empty table to
     add none), and/or `transform_inputs` for an input-side strategy (e.g. `pivot`), which
     rewrites every table the model reads: the training mix, dev, and files scored by
-    `relevance.predict`. `counters` are logged to MLflow as `augment_<name>_<key>`
-    (e.g. cache hits)."""
+    `relevance.predict`. `self.options` holds the strategy's options (its dataclass);
+    `counters` are logged to MLflow as `augment_<name>_<key>` (e.g. cache hits)."""
 
     name = "strategy"
     version = "1"  # bump when a change makes the strategy produce different rows: runs re-train on it
+    options_type: type = NoOptions
 
-    def __init__(self, **settings: Any):
-        self.settings = settings
+    def __init__(self, options: Any = None):
+        self.options = self.options_type() if options is None else options
         self.counters: dict[str, float] = {}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The options as a plain dict (for cache keys and logs)."""
+        return dataclasses.asdict(self.options)
 
     def count(self, key: str, amount: float = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + amount
@@ -87,6 +151,7 @@ class Strategy:
     def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
         return table
 
-    @property
-    def transforms_inputs(self) -> bool:
-        return type(self).transform_inputs is not Strategy.transform_inputs
+    @classmethod
+    def rewrites_inputs(cls) -> bool:
+        """Whether it is an input-side strategy (overrides `transform_inputs`)."""
+        return cls.transform_inputs is not Strategy.transform_inputs

@@ -28,16 +28,18 @@ Counters: ``cache_hits`` / ``cache_misses`` (output table: 1 or 0), the embedder
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from datasets import Dataset
 
-from relevance.augment.base import AugmentContext, Strategy, register
+from relevance.augment.base import AugmentContext, Strategy, base_rows, register
 from relevance.augment.cache import ContentCache, digest_table, make_key
-from relevance.augment.easy_neg import (PairIndex, base_rows, negative_row, normalise, per_query_for,
-                                        positive_queries, rows_to_table, sample_queries, take_round_robin)
 from relevance.augment.embedder import PACKAGE_MODEL, Embedder
+from relevance.augment.negatives import (PairIndex, negative_row, per_query_for, positive_queries, rows_to_table,
+                                         sample_queries, take_round_robin)
+from relevance.data.text import normalise_text
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +47,35 @@ VERSION = 1  # part of the output cache key: bump it when the selection logic ch
 CHUNK_CELLS = 4_000_000  # similarity cells per chunk of queries (×4 bytes, a few arrays at a time)
 
 
-def check_band(min_similarity: float, max_similarity: float, guard_similarity: float, setting: str) -> None:
-    if not -1.0 <= min_similarity <= max_similarity <= 1.0:
-        raise ValueError(f"{setting}: need -1 <= min_similarity <= max_similarity <= 1, "
-                         f"got [{min_similarity}, {max_similarity}]")
-    if not -1.0 <= guard_similarity <= 1.0:
-        raise ValueError(f"{setting}.guard_similarity={guard_similarity}: must be within [-1, 1]")
+@dataclass
+class HardNegativeBand:
+    """The embedder and the selection band: the options `hard_neg` and `balance` (negatives_from=hard) share."""
+
+    embedder: str = PACKAGE_MODEL  # the offline PyPI package's all-MiniLM-L6-v2; or a local dir / hub id
+    batch_size: int = 64  # texts per embedding batch
+    min_similarity: float = 0.5  # lower edge of the band: less similar candidates are not "hard"
+    max_similarity: float = 0.85  # upper edge of the band
+    guard_similarity: float = 0.85  # drop a candidate more similar than this to any known positive of the query
+    max_queries: int | None = None  # cap on queries used (seeded sample), to bound CPU time; null: all
+    device: str = "auto"  # auto: cuda when available, else cpu
+
+    def __post_init__(self):
+        if not -1.0 <= self.min_similarity <= self.max_similarity <= 1.0:
+            raise ValueError("need -1 <= min_similarity <= max_similarity <= 1, "
+                             f"got [{self.min_similarity}, {self.max_similarity}]")
+        if not -1.0 <= self.guard_similarity <= 1.0:
+            raise ValueError(f"guard_similarity={self.guard_similarity}: must be within [-1, 1]")
+        if self.max_queries is not None and self.max_queries < 1:
+            raise ValueError(f"max_queries={self.max_queries}: must be positive or null")
+
+    def selection(self) -> dict:
+        """The keyword arguments of `hard_negatives` that these options set."""
+        return dict(min_similarity=float(self.min_similarity), max_similarity=float(self.max_similarity),
+                    guard_similarity=float(self.guard_similarity), max_queries=self.max_queries)
+
+    def make_embedder(self, cache_dir: str, setting: str) -> Embedder:
+        return Embedder(model=self.embedder, batch_size=self.batch_size, device=self.device, cache_dir=cache_dir,
+                        setting=setting)
 
 
 def hard_negatives(base: Dataset, pairs: PairIndex, task: str, embedder: Embedder, *, per_query: int = 1,
@@ -68,7 +93,7 @@ def hard_negatives(base: Dataset, pairs: PairIndex, task: str, embedder: Embedde
     if not queries or len(pool) < 2:
         return []
     index = {target: j for j, target in enumerate(pool)}
-    by_norm = {normalise(target): j for j, target in enumerate(pool)}
+    by_norm = {normalise_text(target): j for j, target in enumerate(pool)}
     vectors = embedder.encode(pool)
     k = min(per_query_for(count, len(queries), per_query), len(pool))
 
@@ -79,7 +104,7 @@ def hard_negatives(base: Dataset, pairs: PairIndex, task: str, embedder: Embedde
         part = queries[start:start + chunk]
         anchor_q, anchor_t, guard_q, guard_t, excl_q, excl_t = [], [], [], [], [], []
         for local, qp in enumerate(part):
-            norm_query = normalise(qp.query)
+            norm_query = normalise_text(qp.query)
             anchors = sorted({index[t] for t in qp.targets})
             guards = sorted(set(anchors) | {index[t] for t in pairs.positives.get(norm_query, ()) if t in index})
             excluded = [by_norm[t] for t in pairs.existing.get(norm_query, ()) if t in by_norm]
@@ -117,36 +142,36 @@ def hard_negatives(base: Dataset, pairs: PairIndex, task: str, embedder: Embedde
     return [negative_row(task, lang, query, target, source, n) for n, (lang, query, target) in enumerate(chosen_rows)]
 
 
-@register("hard_neg")
+@dataclass
+class HardNegOptions(HardNegativeBand):
+    per_query: int = 1  # negatives per query (the best-scoring candidates)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.per_query < 1:
+            raise ValueError(f"per_query={self.per_query}: must be at least 1")
+
+    def selection(self) -> dict:
+        return {**super().selection(), "per_query": int(self.per_query)}
+
+
+@register("hard_neg", options=HardNegOptions)
 class HardNeg(Strategy):
-    def __init__(self, embedder: str = PACKAGE_MODEL, batch_size: int = 64, per_query: int = 1,
-                 min_similarity: float = 0.5, max_similarity: float = 0.85, guard_similarity: float = 0.85,
-                 max_queries: int | None = None, device: str = "auto"):
-        super().__init__(embedder=embedder, batch_size=batch_size, per_query=per_query,
-                         min_similarity=min_similarity, max_similarity=max_similarity,
-                         guard_similarity=guard_similarity, max_queries=max_queries, device=device)
-        if per_query < 1:
-            raise ValueError(f"augment.hard_neg.per_query={per_query}: must be at least 1")
-        if max_queries is not None and max_queries < 1:
-            raise ValueError("augment.hard_neg.max_queries must be positive or null")
-        check_band(min_similarity, max_similarity, guard_similarity, "augment.hard_neg")
-        self.embedder_settings = dict(model=embedder, batch_size=batch_size, device=device)
-        self.selection = dict(per_query=int(per_query), min_similarity=float(min_similarity),
-                              max_similarity=float(max_similarity), guard_similarity=float(guard_similarity),
-                              max_queries=max_queries)
+    options: HardNegOptions
 
     def generate(self, mix: Dataset, context: AugmentContext) -> Dataset:
         base = base_rows(mix, context)
-        embedder = Embedder(**self.embedder_settings, cache_dir=context.cache_dir, setting="augment.hard_neg.embedder")
+        embedder = self.options.make_embedder(context.cache_dir, setting="augment.hard_neg.embedder")
+        selection = self.options.selection()
         cache = ContentCache(Path(context.cache_dir) / "hard_neg")
-        key = make_key(self.name, VERSION, digest_table(base), digest_table(context.original), self.selection,
+        key = make_key(self.name, VERSION, digest_table(base), digest_table(context.original), selection,
                        embedder.identity, context.task, context.seed)
         stats: dict = {}
 
         def compute() -> Dataset:
             pairs = PairIndex.of(context.original, mix)
             rows = hard_negatives(base, pairs, context.task, embedder, seed=context.seed, source=self.name,
-                                  stats=stats, **self.selection)
+                                  stats=stats, **selection)
             cache.put(key, stats, "json")  # the selection's own counters, reported again on a hit
             return rows_to_table(rows, context.original.features)
 

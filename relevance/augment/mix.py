@@ -12,7 +12,7 @@ import pandas as pd
 from datasets import Dataset, concatenate_datasets
 from omegaconf import DictConfig, OmegaConf
 
-from relevance.augment.base import STRATEGIES, AugmentContext, load_strategy_modules
+from relevance.augment.base import AugmentContext, Strategy, strategy_class, strategy_options
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,9 @@ class MixResult:
         return frame.groupby(["source", "language", "label"]).size().reset_index(name="rows")
 
 
-def build_strategy(name: str, settings: DictConfig | dict | None):
-    load_strategy_modules()
-    if name not in STRATEGIES:
-        raise KeyError(f"augment={name!r} is not a registered strategy; known: {sorted(STRATEGIES)}")
-    kwargs = OmegaConf.to_container(settings, resolve=True) if isinstance(settings, DictConfig) else dict(settings or {})
-    return STRATEGIES[name](**kwargs)
+def build_strategy(name: str, settings: DictConfig | dict | None = None) -> Strategy:
+    """The strategy `name` with its typed options filled from `settings` (see `strategy_options`)."""
+    return strategy_class(name)(strategy_options(name, settings))
 
 
 def augment_context(cfg: DictConfig, original: Dataset, train_languages: list[str],
@@ -55,13 +52,15 @@ def augment_context(cfg: DictConfig, original: Dataset, train_languages: list[st
     return AugmentContext(
         task=cfg.task.name, original=original, train_languages=train_languages, eval_languages=eval_languages,
         seed=cfg.seed, cache_dir=str(Path(cfg.paths.cache_dir) / "augment"),
+        related_by=OmegaConf.select(cfg, "task.negatives.related_by", default=None),  # None in older runs' configs
     )
 
 
-def input_strategies(augment_cfg: DictConfig) -> list:
-    """The chosen strategies that rewrite model inputs, for scoring new files the way the run was trained."""
-    strategies = [build_strategy(name, settings) for name, settings in augment_cfg.items()]
-    return [s for s in strategies if s.transforms_inputs]
+def input_strategies(augment_cfg: DictConfig) -> list[Strategy]:
+    """The chosen strategies that rewrite model inputs, for scoring new files the way the run was trained
+    (only those are built: the other strategies' settings do not matter there)."""
+    return [build_strategy(name, settings) for name, settings in augment_cfg.items()
+            if strategy_class(name).rewrites_inputs()]
 
 
 def apply_input_strategies(strategies: list, table: Dataset, context: AugmentContext) -> Dataset:
@@ -83,7 +82,7 @@ def build_training_mix(augment_cfg: DictConfig, context: AugmentContext) -> MixR
             added = added.cast(context.original.features) if added.features != context.original.features else added
             parts.append(added)
             mix = concatenate_datasets(parts)
-        if strategy.transforms_inputs:
+        if strategy.rewrites_inputs():
             input_side.append(strategy)
         seconds = time.perf_counter() - started
         counts = Counter(f"{lang}|{label}" for lang, label in zip(added["language"], added["label"]))

@@ -17,25 +17,19 @@ from datasets import Dataset
 
 from relevance.augment.base import AugmentContext, Strategy, register
 from relevance.augment.languages import competition_code
-from relevance.augment.translator import DEFAULT_MODEL, Translator
+from relevance.augment.translator import Translator, TranslatorOptions
 
 PIVOT_LANGUAGE = "en"
 
 
-@register("pivot")
+@register("pivot", options=TranslatorOptions)
 class Pivot(Strategy):
-    def __init__(self, model: str = DEFAULT_MODEL, revision: str | None = None, batch_size: int = 16,
-                 num_beams: int = 1, max_new_tokens: int = 64, device: str = "auto"):
-        super().__init__(model=model, revision=revision, batch_size=batch_size, num_beams=num_beams,
-                         max_new_tokens=max_new_tokens, device=device)
-        self.translator_settings = dict(model=model, revision=revision, batch_size=batch_size, num_beams=num_beams,
-                                        max_new_tokens=max_new_tokens, device=device)
-        self.translator: Translator | None = None
+    options: TranslatorOptions
+    translator: Translator | None = None  # made on the first table
 
     def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
         if self.translator is None:
-            self.translator = Translator(**self.translator_settings, cache_dir=context.cache_dir,
-                                         setting="augment.pivot.model")
+            self.translator = self.options.make_translator(context.cache_dir, setting="augment.pivot.model")
         queries = table["query"]
         languages = [competition_code(lang) for lang in table["language"]]
         pivots = list(queries)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from datasets import Dataset
 
-from relevance.augment.base import AugmentContext, Strategy, register
+from relevance.augment.base import AugmentContext, Strategy, base_rows, register
 from relevance.augment.cache import stable_seed
 
 
@@ -28,22 +29,28 @@ def add_typos(text: str, rng: random.Random, edits: int) -> str:
     return "".join(chars)
 
 
-@register("query_noise")
+@dataclass
+class QueryNoiseOptions:
+    share: float = 0.3  # share of the positive rows that get a noisy copy, in (0, 1]
+    edits: int = 1  # typos per copy, at least 1
+
+    def __post_init__(self):
+        if not 0 < self.share <= 1 or self.edits < 1:
+            raise ValueError("share must be in (0, 1] and edits at least 1")
+
+
+@register("query_noise", options=QueryNoiseOptions)
 class QueryNoise(Strategy):
-    def __init__(self, share: float = 0.3, edits: int = 1):
-        super().__init__(share=share, edits=edits)
-        if not 0 < share <= 1 or edits < 1:
-            raise ValueError("augment.query_noise: share must be in (0, 1] and edits at least 1")
-        self.share, self.edits = share, edits
+    options: QueryNoiseOptions
 
     def generate(self, mix: Dataset, context: AugmentContext) -> Dataset:
-        base = mix if len(mix) else context.original  # the mix so far; the original rows when first
+        base = base_rows(mix, context)  # the mix so far; the original rows when first
         rng = random.Random(stable_seed(context.seed, self.name))  # same seed, same rows
         rows = []
         for row in base.to_list():
-            if row["label"] != 1 or rng.random() >= self.share:
+            if row["label"] != 1 or rng.random() >= self.options.share:
                 continue
-            noisy = add_typos(row["query"], rng, self.edits)
+            noisy = add_typos(row["query"], rng, self.options.edits)
             if noisy == row["query"]:  # e.g. two identical letters swapped
                 self.count("unchanged")
                 continue

@@ -21,61 +21,62 @@ Added rows: ``language`` = the target language, ``source`` = ``translated``, ``i
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 from datasets import Dataset
 
-from relevance.augment.base import AugmentContext, Strategy, register
+from relevance.augment.base import AugmentContext, Strategy, base_rows, register
 from relevance.augment.cache import stable_seed
 from relevance.augment.languages import competition_code
-from relevance.augment.translator import DEFAULT_MODEL, Translator
+from relevance.augment.translator import Translator, TranslatorOptions
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("query", "target")
 
 
-@register("translated")
+@dataclass
+class TranslatedOptions(TranslatorOptions):
+    field: str = "query"  # which text to translate: query (the multilingual side) or target
+    target_languages: list[str] | None = None  # null: dev/test languages missing from training
+    max_rows_per_language: int | None = None  # cap on rows translated per target language (seeded sample)
+
+    def __post_init__(self):
+        if self.field not in FIELDS:
+            raise ValueError(f"field={self.field!r}: use one of {FIELDS}")
+        if self.max_rows_per_language is not None and self.max_rows_per_language < 1:
+            raise ValueError(f"max_rows_per_language={self.max_rows_per_language}: must be positive or null")
+        if self.target_languages is not None:  # competition codes, checked now
+            self.target_languages = list(dict.fromkeys(competition_code(c) for c in self.target_languages))
+
+
+@register("translated", options=TranslatedOptions)
 class Translated(Strategy):
-    def __init__(self, model: str = DEFAULT_MODEL, revision: str | None = None, batch_size: int = 16,
-                 num_beams: int = 1, max_new_tokens: int = 64, field: str = "query",
-                 target_languages: list[str] | None = None, max_rows_per_language: int | None = None,
-                 device: str = "auto"):
-        super().__init__(model=model, revision=revision, batch_size=batch_size, num_beams=num_beams,
-                         max_new_tokens=max_new_tokens, field=field, target_languages=target_languages,
-                         max_rows_per_language=max_rows_per_language, device=device)
-        if field not in FIELDS:
-            raise ValueError(f"augment.translated.field={field!r}: use one of {FIELDS}")
-        if max_rows_per_language is not None and max_rows_per_language < 1:
-            raise ValueError("augment.translated.max_rows_per_language must be positive or null")
-        self.field = field
-        self.target_languages = None if target_languages is None else [competition_code(c) for c in target_languages]
-        self.max_rows_per_language = max_rows_per_language
-        self.translator_settings = dict(model=model, revision=revision, batch_size=batch_size, num_beams=num_beams,
-                                        max_new_tokens=max_new_tokens, device=device)
-        self.translator: Translator | None = None
+    options: TranslatedOptions
+    translator: Translator | None = None  # made by generate
 
     def languages_for(self, context: AugmentContext) -> list[str]:
-        if self.target_languages is not None:
-            return list(dict.fromkeys(self.target_languages))
+        if self.options.target_languages is not None:
+            return list(self.options.target_languages)
         trained = {competition_code(c) for c in context.train_languages}
         return sorted({competition_code(c) for c in context.eval_languages} - trained)
 
     def generate(self, mix: Dataset, context: AugmentContext) -> Dataset:
-        base = mix if len(mix) else context.original
+        base = base_rows(mix, context)
         targets = self.languages_for(context)
         self.count("target_languages", len(targets))
-        self.translator = Translator(**self.translator_settings, cache_dir=context.cache_dir,
-                                     setting="augment.translated.model")
+        self.translator = self.options.make_translator(context.cache_dir, setting="augment.translated.model")
+        field, max_rows = self.options.field, self.options.max_rows_per_language
         columns = {name: [] for name in base.column_names}
         row_languages = [competition_code(lang) for lang in base["language"]]
         records = base.to_list()
-        values = [record[self.field] for record in records]
+        values = [record[field] for record in records]
         for target in targets:
             chosen = [i for i, lang in enumerate(row_languages) if lang != target]
-            if self.max_rows_per_language and len(chosen) > self.max_rows_per_language:
+            if max_rows and len(chosen) > max_rows:
                 rng = np.random.default_rng(stable_seed(context.seed, "translated", target))
-                chosen = sorted(rng.choice(chosen, size=self.max_rows_per_language, replace=False).tolist())
+                chosen = sorted(rng.choice(chosen, size=max_rows, replace=False).tolist())
             translations: dict[int, str] = {}
             for source in sorted({row_languages[i] for i in chosen}):
                 rows = [i for i in chosen if row_languages[i] == source]
@@ -87,10 +88,10 @@ class Translated(Strategy):
                     self.count("empty_translations")
                     continue
                 row = dict(records[i])
-                row.update({self.field: text, "language": target, "source": self.name, "id": f"{row['id']}~{target}"})
+                row.update({field: text, "language": target, "source": self.name, "id": f"{row['id']}~{target}"})
                 for name in columns:
                     columns[name].append(row[name])
         for key, value in self.translator.counters.items():
             self.counters[key] = value
-        log.info("translated %s into %s: %d rows", self.field, targets, len(columns["id"]))
+        log.info("translated %s into %s: %d rows", field, targets, len(columns["id"]))
         return Dataset.from_dict(columns, features=base.features)

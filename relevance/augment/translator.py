@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -38,6 +39,23 @@ from relevance.augment.languages import to_flores
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "facebook/nllb-200-distilled-600M"
+
+
+@dataclass
+class TranslatorOptions:
+    """The translation options of the strategies that translate (`translated`, `pivot`)."""
+
+    model: str = DEFAULT_MODEL  # hub id or local directory of an NLLB-style seq2seq model
+    revision: str | None = None  # hub revision; null: the default branch
+    batch_size: int = 16  # texts per generate() call
+    num_beams: int = 1  # 1: greedy; >1: beam search
+    max_new_tokens: int = 64  # cap on the length of a translation, in tokens
+    device: str = "auto"  # auto: cuda (bf16) when available, else cpu (fp32)
+
+    def make_translator(self, cache_dir: str, setting: str) -> Translator:
+        return Translator(model=self.model, revision=self.revision, batch_size=self.batch_size,
+                          num_beams=self.num_beams, max_new_tokens=self.max_new_tokens, device=self.device,
+                          cache_dir=cache_dir, setting=setting)
 
 
 class ModelUnavailableError(RuntimeError):

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from relevance.data.demo import write_demo_data
 from relevance.data.reader import read_jsonl
+from relevance.data.schema import DataError
 from relevance.data.splits import grouped_split
 
 log = logging.getLogger(__name__)
@@ -28,16 +29,18 @@ class Splits:
 
 def load_splits(data_cfg: DictConfig, task_cfg: DictConfig, seed: int) -> Splits:
     """Read (or, for the demo, generate then read) the training and dev tables of the task."""
-    data_dir = Path(data_cfg.dir)
     if data_cfg.generate is not None:
         gen = data_cfg.generate
-        write_demo_data(data_dir, task_cfg, seed=gen.seed, train_rows=gen.train_rows, dev_rows=gen.dev_rows)
-    train_path = data_dir / data_cfg.train_file
-    train_read = read_jsonl(train_path, task_cfg, null_target=data_cfg.null_target)
+        write_demo_data(data_cfg.dir, task_cfg, seed=gen.seed, train_rows=gen.train_rows, dev_rows=gen.dev_rows)
+    paths = data_file_paths(data_cfg)
+    train_path = paths["train"]
+    read = lambda path: read_jsonl(path, task_cfg, null_target=data_cfg.null_target,  # noqa: E731
+                                   languages=data_cfg.languages)
+    train_read = read(train_path)
     null_targets = train_read.null_targets
-    if data_cfg.dev_file:
-        dev_path = data_dir / data_cfg.dev_file
-        dev_read = read_jsonl(dev_path, task_cfg, null_target=data_cfg.null_target)
+    if "dev" in paths:
+        dev_path = paths["dev"]
+        dev_read = read(dev_path)
         train, dev = train_read.dataset, dev_read.dataset
         null_targets += dev_read.null_targets
     else:
@@ -48,7 +51,18 @@ def load_splits(data_cfg: DictConfig, task_cfg: DictConfig, seed: int) -> Splits
                     data_cfg.null_target)
     train = stratified_subsample(train, data_cfg.max_train_rows, seed)
     dev = stratified_subsample(dev, data_cfg.max_dev_rows, seed)
+    require_both_labels(train, train_path, "training rows", "a classifier cannot learn from one label")
+    require_both_labels(dev, dev_path, "dev rows", "F1, ROC-AUC and the tuned threshold would mean nothing")
     return Splits(train, dev, train_path, dev_path, null_targets)
+
+
+def require_both_labels(table: Dataset, path: Path, what: str, why: str) -> None:
+    """A split with one label is an error, not a warning: the run would finish and report numbers
+    that look like results (dev F1 1.0 with ROC-AUC dropped)."""
+    present = set(table["label"])
+    if len(present) < 2:
+        raise DataError(path, 0, "label", f"every one of the {len(table)} {what} has label {present.pop()}: {why}; "
+                                          "use a file with both labels (or a larger data.max_*_rows)")
 
 
 def stratified_subsample(table: Dataset, max_rows: int | None, seed: int) -> Dataset:

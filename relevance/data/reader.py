@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +20,8 @@ import datasets
 from .schema import COLUMNS, ORIGINAL_SOURCE, DataError
 
 NULL_TARGET_POLICIES = ("drop", "empty", "error")
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")  # ISO 639 with optional subtags: pt, pt-br, zh-hant
+TRAIN_TASK_ADVICE = "pass task={file_task} or another file"
 
 
 def table_features(labelled: bool = True) -> datasets.Features:
@@ -50,12 +54,22 @@ def _label(value, path: str, line: int) -> int:
     return int(value)
 
 
+def _check_language(code: str, known: set[str] | None, path: str, line: int) -> None:
+    if not LANGUAGE_CODE.match(code):
+        raise DataError(path, line, "language", f"{code!r} is not a language code (expected e.g. en, pt, pt-br)")
+    if known is not None and code not in known:
+        raise DataError(path, line, "language", f"unknown language code {code!r}: data.languages accepts "
+                                                f"{', '.join(sorted(known))} (add it there, or null to accept any code)")
+
+
 def read_jsonl(
     path: str | Path,
     task_cfg,
     *,
     require_label: bool = True,
     null_target: str = "drop",
+    languages: Collection[str] | None = None,
+    task_advice: str = TRAIN_TASK_ADVICE,
 ) -> ReadResult:
     """Read and validate one competition file into the internal table (see ``COLUMNS``).
 
@@ -69,6 +83,11 @@ def read_jsonl(
     ``"error"`` raises.  When ``require_label`` is false the label is optional,
     but it must then be present on all rows or on none; it is kept when present
     (scoring a labelled dev file still yields metrics).
+
+    ``languages`` is the set of accepted language codes (``data.languages``; None:
+    any well-formed code). Ids must be unique within a file. ``task_advice`` ends the
+    message of a task mismatch: what the user should type, with ``{file_task}`` for
+    the file's task in lower case.
     """
     task = str(task_cfg.name).strip().upper()
     if null_target not in NULL_TARGET_POLICIES:
@@ -84,6 +103,8 @@ def read_jsonl(
     if not p.exists():
         raise FileNotFoundError(f"data file not found: {spath}")
 
+    known_languages = None if languages is None else {str(code).lower() for code in languages}
+    first_line_of_id: dict[str, int] = {}
     cols: dict[str, list] = {c: [] for c in COLUMNS}
     n_rows = 0
     n_null = 0
@@ -119,7 +140,7 @@ def read_jsonl(
                 raise DataError(
                     spath, lineno, "task",
                     f"file says {ftask!r} but the run's task is {task}: "
-                    f"pass task={str(ftask).strip().lower()} or another file",
+                    + task_advice.format(file_task=str(ftask).strip().lower()),
                 )
 
             if target_field not in obj:
@@ -128,6 +149,7 @@ def read_jsonl(
             lang = obj["language"]
             if not isinstance(lang, str) or not lang.strip():
                 raise DataError(spath, lineno, "language", f"expected a non-empty language code, got {lang!r}")
+            _check_language(lang.strip().lower(), known_languages, spath, lineno)
 
             query = obj["origin_query"]
             if not isinstance(query, str) or not query.strip():
@@ -159,6 +181,10 @@ def read_jsonl(
                     "label every row or none",
                 )
 
+            first = first_line_of_id.setdefault(str(rid), lineno)
+            if first != lineno:
+                raise DataError(spath, lineno, "id", f"id {rid!r} is already used on line {first}: "
+                                                     "ids must be unique within a file")
             if is_null and null_target == "drop":
                 continue
             cols["id"].append(str(rid))

@@ -12,10 +12,7 @@ import numpy as np
 from datasets import Dataset
 from sklearn.model_selection import StratifiedGroupKFold
 
-
-def query_group_key(query: str) -> str:
-    """Group key of a query: case-folded, runs of whitespace collapsed."""
-    return " ".join(query.casefold().split())
+from relevance.data.text import normalise_text as query_group_key  # a query's group: its normalised text
 
 
 def grouped_split(dataset: Dataset, dev_fraction: float, seed: int) -> tuple[Dataset, Dataset]:

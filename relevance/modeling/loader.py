@@ -6,13 +6,15 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig
 from transformers import AutoTokenizer
 
 from relevance.modeling.heads import build_head
-from relevance.modeling.quantization import (bitsandbytes_config, device_map, keep_4bit_layers_differentiable,
-                                              resolve_compute_dtype)
+from relevance.modeling.quantization import (bitsandbytes_config, choose_compute_dtype, compute_in, device_map,
+                                              keep_4bit_layers_differentiable, keep_trained_weights_in_float32,
+                                              weights_dtype)
 from relevance.modeling.sources import ModelSourceError, ResolvedModel, resolve_model
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,8 @@ class LoadedModel:
     tokenizer: object
     head: object
     source: ResolvedModel
+    compute_dtype: torch.dtype | None = None  # what the matmuls run in (autocast / bitsandbytes compute dtype)
+    compute_dtype_reason: str = ""  # why: hardware found, or set explicitly
     train_languages: list[str] | None = None  # set when loaded from a run, for unseen-language metrics
 
 
@@ -39,13 +43,16 @@ def load_tokenizer(source: ResolvedModel, model_cfg: DictConfig, head_cfg: DictC
 
 
 def load_backbone(cfg: DictConfig, source: ResolvedModel, tokenizer, head_cfg: DictConfig):
-    """The base model for the head: sequence classification (2 labels) or causal LM."""
+    """The base model for the head: sequence classification (2 labels) or causal LM,
+    every forward in the run's compute dtype (`quantization.compute_in`)."""
     model_cfg = cfg.model
     class_path = model_cfg.classifier_class if head_cfg.name == "classifier" else model_cfg.causal_lm_class
     model_class = get_class(class_path)
+    compute_dtype, reason = choose_compute_dtype(cfg.quant.compute_dtype)
+    log.info("compute dtype %s (%s)", compute_dtype, reason)
     kwargs = dict(
         revision=source.revision,
-        dtype=resolve_compute_dtype(cfg.quant.compute_dtype),
+        dtype=weights_dtype(cfg.quant, cfg.peft, compute_dtype),
         quantization_config=bitsandbytes_config(cfg.quant),
         device_map=device_map(),
         trust_remote_code=model_cfg.trust_remote_code,
@@ -63,7 +70,7 @@ def load_backbone(cfg: DictConfig, source: ResolvedModel, tokenizer, head_cfg: D
         ) from error
     model.config.pad_token_id = tokenizer.pad_token_id
     keep_4bit_layers_differentiable(model)
-    return model
+    return compute_in(model, compute_dtype)
 
 
 def load_for_training(cfg: DictConfig) -> LoadedModel:
@@ -75,7 +82,8 @@ def load_for_training(cfg: DictConfig) -> LoadedModel:
     model = load_backbone(cfg, source, tokenizer, cfg.head)
     model = apply_peft(model, cfg.peft, cfg.model, head.task_type, quantized=cfg.quant.bits is not None,
                        gradient_checkpointing=cfg.trainer.gradient_checkpointing)
-    return LoadedModel(model, tokenizer, head, source)
+    keep_trained_weights_in_float32(model)
+    return LoadedModel(model, tokenizer, head, source, *choose_compute_dtype(cfg.quant.compute_dtype))
 
 
 def load_for_inference(cfg: DictConfig, model_dir: Path) -> LoadedModel:
@@ -95,4 +103,5 @@ def load_for_inference(cfg: DictConfig, model_dir: Path) -> LoadedModel:
         tokenizer = load_tokenizer(source, cfg.model, cfg.head)
         model = load_backbone(cfg, source, tokenizer, cfg.head)
     model.eval()
-    return LoadedModel(model, tokenizer, build_head(cfg.head, tokenizer), source)
+    return LoadedModel(model, tokenizer, build_head(cfg.head, tokenizer), source,
+                       *choose_compute_dtype(cfg.quant.compute_dtype))

@@ -1,8 +1,16 @@
-"""Compute dtype and bitsandbytes settings from the `quant` config."""
+"""Compute dtype, weight dtype and bitsandbytes settings from the `quant` config.
+
+Precision is decided once, here, and carried by the model itself (`compute_in`), so the
+trainer's steps, its per-epoch evaluation, the final dev scoring and `relevance.predict`
+all run the same forward: same dtype, same kernels, same scores.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
@@ -10,18 +18,95 @@ from transformers import BitsAndBytesConfig
 
 log = logging.getLogger(__name__)
 
+# CPU instructions that multiply bf16 matrices natively (Intel AMX tiles, AVX512-BF16 dot
+# products); without them PyTorch emulates bf16 matmuls through fp32, and bf16 is slower.
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+@functools.cache
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The CPU feature flags the kernel reports (Linux); elsewhere, PyTorch's own cpuinfo probe."""
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.partition(":")[2].split())
+    probes = {"amx_bf16": torch.cpu._is_amx_tile_supported, "avx512_bf16": torch.cpu._is_avx512_bf16_supported}
+    return frozenset(flag for flag, supported in probes.items() if supported())
+
+
+def choose_compute_dtype(name: str, flags: set[str] | frozenset[str] | None = None) -> tuple[torch.dtype, str]:
+    """The dtype matmuls run in, and why (logged with the run).
+
+    `auto` is bf16 wherever the hardware multiplies bf16 natively: a CUDA GPU that
+    supports it, or a CPU with AMX or AVX512-BF16 (a bf16 matmul is several times faster
+    than fp32 there); fp32 everywhere else. `flags` overrides the CPU's flags (tests)."""
+    if name != "auto":
+        dtype = getattr(torch, name)
+        if dtype != torch.float32 and not torch.cuda.is_available() and not _cpu_bf16_units(flags):
+            log.warning("quant.compute_dtype=%s on a CPU without native bf16 matrix units is slower than float32", name)
+        return dtype, f"set explicitly: quant.compute_dtype={name}"
+    if torch.cuda.is_available():
+        gpu = torch.cuda.get_device_name()
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16, f"auto: CUDA GPU {gpu} supports bf16"
+        return torch.float32, f"auto: CUDA GPU {gpu} has no bf16 support"
+    found = _cpu_bf16_units(flags)
+    if found:
+        return torch.bfloat16, f"auto: CPU has native bf16 matrix units ({', '.join(found)})"
+    return torch.float32, f"auto: CPU has no native bf16 matrix units (none of {', '.join(CPU_BF16_FLAGS)})"
+
+
+def _cpu_bf16_units(flags: set[str] | frozenset[str] | None) -> list[str]:
+    return sorted(set(CPU_BF16_FLAGS) & (cpu_flags() if flags is None else flags))
+
 
 def resolve_compute_dtype(name: str) -> torch.dtype:
-    """`auto` means bf16 on a bf16-capable GPU and fp32 everywhere else: bf16 matmuls
-    on CPU are about 20x slower, so CPU never gets it by default."""
-    if name == "auto":
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    dtype = getattr(torch, name)
-    if dtype != torch.float32 and not torch.cuda.is_available():
-        log.warning("quant.compute_dtype=%s on CPU is much slower than float32", name)
-    return dtype
+    return choose_compute_dtype(name)[0]
+
+
+def weights_dtype(quant_cfg: DictConfig, peft_cfg: DictConfig, compute_dtype: torch.dtype) -> torch.dtype:
+    """The dtype the backbone's floating-point weights are loaded in.
+
+    Only a frozen, unquantized base is stored in the compute dtype. Trained weights stay
+    fp32 (the optimizer's updates would vanish in bf16 rounding; autocast computes in the
+    compute dtype). A quantized model's remaining weights (embeddings, norms, head) end up
+    fp32 anyway (`lora.prepare_base` casts them, in training and at predict time): loading
+    them in fp32 skips a lossy round trip through bf16."""
+    if quant_cfg.bits is None and peft_cfg.name != "none":
+        return compute_dtype
+    return torch.float32
+
+
+def compute_in(model, dtype: torch.dtype):
+    """Run every forward of `model` under autocast to `dtype` (a no-op for fp32).
+
+    Attached to the model, not to the trainer: Hugging Face's `bf16=True` wraps the same
+    autocast around the training model only, so a fresh model at predict time would score
+    differently. Backward passes and gradient-checkpoint recomputations keep the state."""
+    if dtype == torch.float32:
+        return model
+    device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    forward = model.forward
+
+    @functools.wraps(forward)
+    def forward_in_compute_dtype(*args, **kwargs):
+        with torch.autocast(device_type, dtype=dtype):
+            return forward(*args, **kwargs)
+
+    model.forward = forward_in_compute_dtype
+    return model
+
+
+def keep_trained_weights_in_float32(model) -> int:
+    """Cast trainable bf16/fp16 weights (e.g. a classifier head copied from a bf16 base) to
+    fp32: autocast still multiplies them in the compute dtype, but AdamW's small updates
+    accumulate in full precision. Returns the number of tensors cast."""
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.bfloat16, torch.float16):
+            param.data = param.data.float()
+            cast += 1
+    return cast
 
 
 def bitsandbytes_config(quant_cfg: DictConfig) -> BitsAndBytesConfig | None:
@@ -42,8 +127,6 @@ def device_map() -> dict[str, int] | None:
     """One GPU per process (the process's local rank) when CUDA is there; on CPU, none."""
     if not torch.cuda.is_available():
         return None
-    import os
-
     return {"": int(os.environ.get("LOCAL_RANK", 0))}
 
 
@@ -54,8 +137,10 @@ def keep_4bit_layers_differentiable(model) -> int:
     (e.g. the per-epoch evaluation) repacks its weights into an inference-only layout whose
     kernel has no autograd: later training steps then backpropagate nothing through the
     frozen base, silently corrupting LoRA gradients. It would also score with bf16 absmax,
-    so dev metrics at training time and at predict time would differ. Returns the number
-    of layers changed.
+    so dev metrics at training time and at predict time would differ. With it off, every
+    pass dequantizes (fp32 absmax) to the compute dtype and multiplies with PyTorch's
+    matmul, which on AMX/AVX512-BF16 CPUs is itself a native bf16 kernel. Returns the
+    number of layers changed.
     """
     changed = 0
     for module in model.modules():

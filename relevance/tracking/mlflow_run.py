@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -44,24 +43,20 @@ def _param_value(value: Any) -> str:
     return text if len(text) <= MAX_PARAM_VALUE else text[: MAX_PARAM_VALUE - 3] + "..."
 
 
-def config_hash(cfg: DictConfig, ignore: tuple[str, ...] = ("paths", "tracking")) -> str:
-    """Identity of what a run computes: the config minus where things are stored. Taken
-    unresolved, so values that only interpolate storage paths (the demo data folder under
-    the cache) don't change it, while a literal data.dir does."""
-    unresolved = OmegaConf.to_container(cfg, resolve=False)
-    kept = {k: v for k, v in unresolved.items() if k not in ignore}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def augment_mix_name(cfg: DictConfig) -> str:
     return "+".join(cfg.augment.keys())
 
 
 def group_tags(cfg: DictConfig) -> dict[str, str]:
-    """Tags the MLflow UI can group and filter by: the option chosen in each config group."""
+    """Tags the MLflow UI can group and filter by: the option chosen in each config group,
+    and the run's identity (config, data, code: relevance.tracking.identity)."""
+    # imported here: the identity reads the data and strategy modules, which the readers of
+    # runs (relevance.tracking.runs, compare) that import this module don't need
+    from relevance.tracking.identity import run_identity
+
     tags = {group: str(cfg[group].name) for group in GROUP_TAGS}
     tags["augment"] = augment_mix_name(cfg)
-    tags["relevance.config_hash"] = config_hash(cfg)
+    tags.update(run_identity(cfg).tags())
     return tags
 
 

@@ -1,38 +1,35 @@
-"""Resume a sweep: a job whose config already has a FINISHED run is not trained again.
+"""Resume a sweep: a job whose run identity already has a FINISHED run is not trained again.
 
-Identity is the `relevance.config_hash` tag every run carries (the unresolved config
-minus `paths` and `tracking`, see `config_hash`), looked up in the job's own experiment.
-FAILED, KILLED or still RUNNING runs never count, so re-running a sweep retries exactly
-the jobs that did not finish.
+Identity is the `relevance.run_identity` tag every run carries (config, data content,
+package and strategy versions: relevance.tracking.identity), looked up in the job's own
+experiment. FAILED, KILLED or still RUNNING runs never count, so re-running a sweep
+retries exactly the jobs that did not finish, and trains again those whose data or code
+changed.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-log = logging.getLogger(__name__)
+from relevance.tracking.tags import RUN_IDENTITY_TAG
 
-CONFIG_HASH_TAG = "relevance.config_hash"
-
-
-def find_finished_run(tracking_cfg: DictConfig, config_hash: str) -> str | None:
-    """The newest FINISHED run of `tracking_cfg.experiment_name` tagged with this config hash, or None."""
+def find_finished_run(tracking_cfg: DictConfig, identity: str) -> str | None:
+    """The newest FINISHED run of `tracking_cfg.experiment_name` with this run identity, or None."""
     client = MlflowClient(tracking_cfg.tracking_uri)
     experiment = client.get_experiment_by_name(tracking_cfg.experiment_name)
     if experiment is None:
         return None
     runs = client.search_runs(
         [experiment.experiment_id],
-        f"attributes.status = 'FINISHED' and tags.`{CONFIG_HASH_TAG}` = '{config_hash}'",
+        f"attributes.status = 'FINISHED' and tags.`{RUN_IDENTITY_TAG}` = '{identity}'",
         order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0].info.run_id if runs else None
 
 
-def finished_run_metric(tracking_cfg: DictConfig, run_id: str, metric: str = "dev_f1") -> float:
+def finished_run_metric(tracking_cfg: DictConfig, run_id: str, metric: str) -> float:
     """The run's logged value of `metric` (NaN when it never logged it)."""
     value = MlflowClient(tracking_cfg.tracking_uri).get_run(run_id).data.metrics.get(metric)
     return float(value) if value is not None else math.nan

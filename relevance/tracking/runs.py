@@ -16,8 +16,7 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from relevance.tracking.mlflow_run import search_all
-from relevance.tracking.resume import CONFIG_HASH_TAG
-from relevance.tracking.sweep_callback import REUSED_TAG, SWEEP_ID_TAG, SWEEP_TAG
+from relevance.tracking.tags import CONFIG_HASH_TAG, REUSED_TAG, SWEEP_ID_TAG, SWEEP_TAG
 
 PREDICTIONS_ARTIFACT = "evaluation/dev_predictions.jsonl"
 LANGUAGE_METRIC = re.compile(r"^dev_f1_lang_(.+)$")

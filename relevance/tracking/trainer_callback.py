@@ -21,9 +21,7 @@ class MlflowMetricsCallback(TrainerCallback):
         for key, value in logs.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 continue
-            if key.startswith("eval_"):
-                metrics["epoch_dev_" + key[len("eval_"):]] = value
-            elif key in RENAMES:
+            if key in RENAMES:
                 metrics[RENAMES[key]] = value
             elif key in ("epoch", "train_runtime", "train_samples_per_second"):
                 metrics[key] = value

@@ -1,0 +1,50 @@
+"""`python -m relevance.compare [key=value ...]`: the keys are in conf/compare.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from relevance.compare.comparison import build_comparison
+from relevance.compare.config import register_compare_schema, validate_compare_config
+from relevance.compare.report import ARTIFACT_DIR, log_to_parents, terminal_report, write_report
+from relevance.compare.selection import select_runs
+from relevance.config import ConfigError
+from relevance.runtime import quiet_third_party_logs
+from relevance.tracking.runs import RunSelectionError
+
+register_compare_schema()
+
+
+@hydra.main(config_path="../../conf", config_name="compare", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    quiet_third_party_logs()
+    try:
+        validate_compare_config(cfg)
+        compare(cfg)
+    except (ConfigError, RunSelectionError) as exc:
+        raise SystemExit(f"relevance.compare: {exc}") from None
+
+
+def compare(cfg: DictConfig) -> Path:
+    """Select → compare → write the report folder (→ attach it to the parent runs); prints the report."""
+    client = MlflowClient(cfg.tracking.tracking_uri)
+    runs, title, parents = select_runs(client, cfg.sweep, list(cfg.experiments))
+    comparison = build_comparison(client, runs, title, baseline=cfg.baseline, n_resamples=cfg.n_resamples,
+                                  seed=cfg.seed, parent_run_ids=parents)
+    out_dir = Path(cfg.out)
+    report = write_report(comparison, out_dir)
+    where = ""
+    if cfg.log and parents:
+        log_to_parents(client, comparison, out_dir)
+        where = f"; attached to parent run(s) {', '.join(parents)} under {ARTIFACT_DIR}/"
+    print(terminal_report(comparison))
+    print(f"\nreport: {report}{where}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The comparison as text: a plain-text report for the terminal, and a report folder
+(`report.md`, `comparison.json`, PNG plots) that can be attached to the sweep's parent runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from relevance.compare.comparison import Comparison
+from relevance.compare.tables import language_table, means_table, means_title, run_table, winners_table
+from relevance.evaluation import plot_per_language_f1, plot_pr_curves
+from relevance.text_tables import markdown_table, text_table
+
+JSON_RUN_COLUMNS = ["run_id", "run_name", "label", "task", "augment", "model", "dev_f1", "dev_precision",
+                    "dev_recall", "dev_roc_auc", "dev_unseen_f1", "delta_f1", "ci_low", "ci_high", "p_better",
+                    "delta_note"]
+ARTIFACT_DIR = "compare"
+
+
+def terminal_report(comparison: Comparison) -> str:
+    parts = [f"Comparison of {comparison.title}", "", text_table(*run_table(comparison)), ""]
+    parts.append(f"ΔF1: F1(run) - F1(baseline) on the same dev rows, paired bootstrap "
+                 f"({comparison.n_resamples} resamples) 95% CI; P(better): share of resamples where the run wins.")
+    for task in comparison.per_language:
+        parts += ["", f"Per-language F1, {task} (* = language unseen in training)",
+                  text_table(*language_table(comparison, task)), "",
+                  f"Winner per language, {task}", text_table(*winners_table(comparison, task))]
+    if len(comparison.task_means):
+        parts += ["", means_title(comparison), text_table(*means_table(comparison))]
+    if comparison.notes:
+        parts += ["", "Notes:"] + [f"- {n}" for n in comparison.notes]
+    return "\n".join(parts)
+
+
+def markdown_report(comparison: Comparison, plots: dict[str, dict[str, str]]) -> str:
+    baselines = ", ".join(f"{task}: `{comparison.runs.set_index('run_id').loc[rid, 'label']}` ({rid})"
+                          for task, rid in sorted(comparison.baselines.items()))
+    lines = [f"# Comparison of {comparison.title}", "",
+             f"- tracking URI: `{comparison.tracking_uri}`",
+             f"- written: {datetime.now().isoformat(timespec='seconds')}",
+             f"- baseline per task: {baselines}",
+             (f"- ΔF1 = F1(run) − F1(baseline) on the same dev rows (joined on `id`); 95 % CI from a paired "
+              f"bootstrap with {comparison.n_resamples} resamples; P(better) = share of resamples where the run "
+              "wins. Runs whose dev rows differ from the baseline's get no delta."), "",
+             "## Runs", "", markdown_table(*run_table(comparison))]
+    if len(comparison.task_means):
+        lines += ["", f"## {means_title(comparison)}", "", markdown_table(*means_table(comparison))]
+    for task in comparison.per_language:
+        lines += ["", f"## Per-language F1, {task}", "",
+                  "`*` = language not seen in training.", "",
+                  markdown_table(*language_table(comparison, task)), "",
+                  f"Winner per language ({task}):", "", markdown_table(*winners_table(comparison, task))]
+        for kind, file in plots.get(task, {}).items():
+            lines += ["", f"![{kind} {task}]({file})"]
+    if comparison.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in comparison.notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(comparison: Comparison, out_dir: Path) -> dict[str, dict[str, str]]:
+    """Per task: per-language F1 bars and overlaid PR curves; task → kind → file name."""
+    plots: dict[str, dict[str, str]] = {}
+    for task, table in comparison.per_language.items():
+        key = task.lower()
+        plots[task] = {}
+        if not table.empty:
+            data = {label: {lang: float(v) for lang, v in row.items() if pd.notna(v)} for label, row in table.iterrows()}
+            plot_per_language_f1(data, out_dir / f"per_language_f1_{key}.png", f"{task}: dev F1 per language")
+            plots[task]["per-language F1"] = f"per_language_f1_{key}.png"
+        if comparison.curves.get(task):
+            plot_pr_curves(comparison.curves[task], out_dir / f"pr_curves_{key}.png", f"{task}: dev precision-recall")
+            plots[task]["PR curves"] = f"pr_curves_{key}.png"
+    return plots
+
+
+def comparison_data(comparison: Comparison, plots: dict[str, dict[str, str]]) -> dict:
+    """Everything in the report, as plain JSON values (`comparison.json`)."""
+    return {
+        "title": comparison.title, "tracking_uri": comparison.tracking_uri, "baselines": comparison.baselines,
+        "n_resamples": comparison.n_resamples, "parent_run_ids": comparison.parent_run_ids,
+        "runs": json.loads(comparison.runs.reindex(columns=JSON_RUN_COLUMNS).to_json(orient="records")),
+        "per_language": {t: json.loads(df.to_json(orient="index")) for t, df in comparison.per_language.items()},
+        "winners": comparison.winners, "unseen_languages": comparison.unseen,
+        "task_means": json.loads(comparison.task_means.to_json(orient="records")), "notes": comparison.notes,
+        "plots": plots,
+    }
+
+
+def write_report(comparison: Comparison, out_dir: str | Path) -> Path:
+    """report.md + comparison.json + PNGs in `out_dir`; returns the report's path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(comparison, out_dir)
+    report = out_dir / "report.md"
+    report.write_text(markdown_report(comparison, plots), encoding="utf-8")
+    data = comparison_data(comparison, plots)
+    (out_dir / "comparison.json").write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    return report
+
+
+def log_to_parents(client: MlflowClient, comparison: Comparison, out_dir: Path) -> None:
+    """The report folder as artifacts of every parent run of the sweep, under compare/."""
+    for parent in comparison.parent_run_ids:
+        client.log_artifacts(parent, str(out_dir), ARTIFACT_DIR)

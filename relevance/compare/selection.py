@@ -1,0 +1,39 @@
+"""Which runs a comparison covers: a sweep's (children and reused runs) or whole experiments',
+FINISHED only."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+from relevance.tracking.runs import RunSelectionError, experiment_runs, find_sweep_parent, runs_frame, sweep_runs
+
+
+def select_runs(client: MlflowClient, sweep: str | None = None,
+                experiments: Sequence[str] = ()) -> tuple[list[Run], str, list[str]]:
+    """(runs, title, parent run ids): every run of the named experiments, else a sweep's runs
+    (`sweep`: a parent run id, or latest when None)."""
+    if experiments:
+        names = list(experiments)
+        return experiment_runs(client, names), f"experiments {', '.join(names)}", []
+    parent = find_sweep_parent(client, sweep or "latest")
+    found = sweep_runs(client, parent)
+    title = f"sweep `{parent.info.run_name}` ({parent.info.run_id})"
+    return found.runs, title, [p.info.run_id for p in found.parents]
+
+
+def finished_runs(runs: list[Run], title: str = "") -> tuple[pd.DataFrame, list[str]]:
+    """One row per FINISHED run, and a note naming the runs left out."""
+    frame = runs_frame(runs)
+    if frame.empty:
+        raise RunSelectionError(f"no runs to compare in {title or 'the selection'}")
+    left_out = frame[frame["status"] != "FINISHED"]
+    notes = [f"{len(left_out)} run(s) not FINISHED left out: "
+             + ", ".join(f"`{r.run_name}` ({r.status})" for r in left_out.itertuples())] if len(left_out) else []
+    frame = frame[frame["status"] == "FINISHED"].reset_index(drop=True)
+    if frame.empty:
+        raise RunSelectionError(f"no FINISHED run in {title or 'the selection'}")
+    return frame, notes

@@ -1,0 +1,17 @@
+"""The MLflow tag names this package writes and reads back: a run's identity, sweep parents.
+
+Kept apart from the code that writes them so readers (`relevance.tracking.runs`, compare,
+the notebook) need not import the sweep callback or the identity computation.
+"""
+
+# a run's identity (relevance.tracking.identity); every training run carries them
+CONFIG_HASH_TAG = "relevance.config_hash"
+DATA_DIGEST_TAG = "relevance.data_digest"
+PACKAGE_VERSION_TAG = "relevance.package_version"
+STRATEGY_VERSIONS_TAG = "relevance.strategy_versions"
+RUN_IDENTITY_TAG = "relevance.run_identity"  # the four above combined: what resume looks up
+
+# sweep parent runs (relevance.tracking.sweep_parents, relevance.tracking.sweep_summary)
+SWEEP_TAG = "relevance.sweep"
+SWEEP_ID_TAG = "relevance.sweep.id"
+REUSED_TAG = "relevance.sweep.reused_run_ids"
