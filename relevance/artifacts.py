@@ -1,7 +1,8 @@
 """A run's model folder: written once by training, read back by `relevance.predict`.
 
 The folder (logged to MLflow as the artifact `model/`) holds the adapter with the
-classifier head (or the full model), the tokenizer, `threshold.json`, the resolved
+classifier head (or the full model), the tokenizer, `threshold.json` (the global threshold and the
+per-language ones, when the run tuned them), the resolved
 run config and the training languages: everything needed to rebuild the model
 exactly as training's final scoring saw it (`load_model_folder`).
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from relevance.evaluation.threshold import load_threshold, save_threshold
+from relevance.evaluation.threshold import ThresholdPolicy, Thresholds, load_thresholds, save_threshold
 
 MODEL_ARTIFACT = "model"
 RUN_CONFIG_FILE = "run_config.yaml"
@@ -24,20 +25,20 @@ DATA_SUMMARY_FILE = "data_summary.json"  # training languages, for unseen-langua
 
 @dataclass
 class TrainedModel:
-    """A logged run's model, ready to score: its config, the rebuilt model, the tuned threshold."""
+    """A logged run's model, ready to score: its config, the rebuilt model, the tuned thresholds."""
 
     cfg: DictConfig
     loaded: object  # relevance.modeling.loader.LoadedModel
-    threshold: float
+    thresholds: Thresholds
     train_languages: list[str]
 
 
-def save_model_folder(model_dir: Path, cfg: DictConfig, loaded, threshold: float, metric: str, value: float,
-                      train_languages: list[str]) -> Path:
+def save_model_folder(model_dir: Path, cfg: DictConfig, loaded, thresholds: Thresholds, policy: ThresholdPolicy,
+                      metric: str, value: float, train_languages: list[str]) -> Path:
     """Write everything `load_model_folder` needs into `model_dir`."""
     loaded.model.save_pretrained(model_dir)
     loaded.tokenizer.save_pretrained(model_dir)
-    save_threshold(model_dir, threshold, metric, value)
+    save_threshold(model_dir, thresholds, metric, value, policy)
     (model_dir / RUN_CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
     (model_dir / DATA_SUMMARY_FILE).write_text(json.dumps({"train_languages": train_languages}))
     return model_dir
@@ -59,7 +60,7 @@ def load_model_folder(model_dir: Path, cache_dir: str) -> TrainedModel:
     loaded = load_for_inference(cfg, model_dir)
     train_languages = json.loads((model_dir / DATA_SUMMARY_FILE).read_text())["train_languages"]
     loaded.train_languages = train_languages
-    return TrainedModel(cfg, loaded, load_threshold(model_dir), train_languages)
+    return TrainedModel(cfg, loaded, load_thresholds(model_dir), train_languages)
 
 
 def download_model_folder(client: MlflowClient, run_id: str, work_dir: Path) -> Path:

@@ -43,19 +43,25 @@ class TaskConfig:
 class DemoDataConfig:
     seed: int = 0
     train_rows: int = 480
-    dev_rows: int = 240
+    dev_rows: int = 480
 
 
 @dataclass
 class DataConfig:
+    """Three roles for rows: train; dev (early stopping, threshold, selection); test (reporting only)."""
+
     name: str = MISSING
     dir: Optional[str] = None
     train_file: str = MISSING
     dev_file: Optional[str] = None  # null: split the training file, grouped by query
     dev_fraction: float = 0.2
+    test_file: Optional[str] = None  # a labelled file scored only for reporting (test_* metrics)
+    test_fraction: Optional[float] = None  # or carve this share of dev as test (grouped by query); null: no test
+    seed: int = 42  # fixes the splits, subsamples and augmentation mix, whatever the model's `seed` (42: as before)
     null_target: str = "drop"  # drop | empty | error
     max_train_rows: Optional[int] = None  # stratified subsample, for CPU runs
     max_dev_rows: Optional[int] = None
+    max_test_rows: Optional[int] = None
     generate: Optional[DemoDataConfig] = None  # only the embedded demo data sets this
     # Language codes a row may carry (the competition's 13); null accepts any well-formed code.
     languages: Optional[list[str]] = field(default_factory=lambda: list(COMPETITION_LANGUAGES))
@@ -138,8 +144,16 @@ class TrainerConfig:
     eval_max_tokens_per_batch: Optional[int] = None  # batching=tokens: of evaluation/scoring batches (null: same)
     gradient_checkpointing: bool = False
     logging_steps: int = 10
-    save_checkpoints: bool = True
+    save_checkpoints: bool = True  # resumable checkpoints (weights, optimizer, scheduler, RNG, step)
+    checkpoint_every_steps: Optional[int] = None  # every N optimizer steps; null: at each epoch's end
+    checkpoints_kept: int = 2  # the newest N; older ones are deleted, all of them once the run finishes
     num_threads: Optional[int] = None  # torch CPU threads; null: torch's default
+
+
+@dataclass
+class EvaluationConfig:
+    threshold: str = "global"  # global | per_language: tuned on dev F1, applied unchanged to test and by predict
+    min_rows_per_language: int = 50  # per_language: fewer dev rows (or one label) → the global threshold
 
 
 @dataclass
@@ -151,6 +165,13 @@ class TrackingConfig:
     log_adapter: bool = True
     log_datasets: bool = True
     resume: bool = True  # multirun only: skip a job whose identical config already has a FINISHED run
+    # Continue the KILLED run of the same identity (or one whose process vanished) from its last checkpoint.
+    resume_killed: bool = True
+    heartbeat_seconds: float = 30.0  # a running run's `relevance.heartbeat` tag is refreshed this often
+    stale_after_seconds: float = 300.0  # a RUNNING run silent this long has vanished (kill -9, node loss)
+    # Signals that stop a run as KILLED after a checkpoint: SIGTERM (timeout, SLURM, Kubernetes), SIGUSR1
+    # (SLURM's pre-timeout signal with `#SBATCH --signal=USR1@120`).
+    stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1"])
 
 
 @dataclass
@@ -170,9 +191,10 @@ class TrainConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     augment: dict[str, Any] = field(default_factory=dict)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
-    seed: int = 42
+    seed: int = 42  # model initialisation, data order, dropout (data.seed fixes the rows)
 
 
 @dataclass
@@ -192,6 +214,9 @@ def register_configs() -> None:
     store.store(name="train_schema", node=TrainConfig)
     store.store(name="predict_schema", node=PredictConfig)
     from relevance.augment.base import register_strategy_schemas
+    from relevance.resolvers import register_resolvers
+
+    register_resolvers()  # ${short_id:}: run folders unique per run, not per second
 
     register_strategy_schemas()  # augment_schema/<name>: each strategy's options, named by conf/augment/<name>.yaml
 
@@ -203,6 +228,7 @@ class ConfigError(ValueError):
 MODEL_SOURCES = ("hub", "local", "gguf_package", "tiny_random")
 NULL_TARGET_POLICIES = ("drop", "empty", "error")
 HEADS = ("classifier", "yes_no")
+THRESHOLD_MODES = ("global", "per_language")  # evaluation.threshold
 
 
 def check_keys_against_schema(cfg: DictConfig, schema: type) -> None:
@@ -238,7 +264,9 @@ def _problems(cfg: DictConfig):
         yield "model.source=gguf_package needs model.gguf_file (the GGUF file name inside the package)"
     if cfg.data.dev_file is None and not 0 < cfg.data.dev_fraction < 1:
         yield f"data.dev_fraction={cfg.data.dev_fraction}: must be between 0 and 1 when data.dev_file is null"
-    for key in ("max_train_rows", "max_dev_rows"):
+    yield from _test_split_problems(cfg.data)
+    yield from _evaluation_problems(cfg.evaluation)
+    for key in ("max_train_rows", "max_dev_rows", "max_test_rows"):
         if cfg.data[key] is not None and cfg.data[key] < 1:
             yield f"data.{key}={cfg.data[key]}: must be a positive number of rows, or null for all"
     if cfg.data.null_target not in NULL_TARGET_POLICIES:
@@ -248,9 +276,25 @@ def _problems(cfg: DictConfig):
     yield from _quant_peft_problems(cfg)
     yield from _head_problems(cfg)
     yield from _trainer_problems(cfg)
+    yield from _tracking_problems(cfg.tracking)
     if not cfg.augment:
         yield "augment is empty: choose at least one strategy, e.g. augment=[original]"
     yield from _augment_problems(cfg)
+
+
+def _test_split_problems(data: DictConfig):
+    if data.test_file and data.test_fraction is not None:
+        yield (f"data.test_file={data.test_file} and data.test_fraction={data.test_fraction}: the test rows come "
+               "from one of them; add data.test_fraction=null to use the file")
+    if data.test_fraction is not None and not 0 < data.test_fraction < 1:
+        yield f"data.test_fraction={data.test_fraction}: the share of dev carved as test, between 0 and 1 (or null)"
+
+
+def _evaluation_problems(evaluation: DictConfig):
+    if evaluation.threshold not in THRESHOLD_MODES:
+        yield f"evaluation.threshold={evaluation.threshold!r}: use one of {THRESHOLD_MODES}"
+    if evaluation.min_rows_per_language < 1:
+        yield f"evaluation.min_rows_per_language={evaluation.min_rows_per_language}: must be at least 1"
 
 
 def _task_problems(cfg: DictConfig):
@@ -340,3 +384,20 @@ def _trainer_problems(cfg: DictConfig):
         yield f"trainer.warmup_ratio={cfg.trainer.warmup_ratio}: must be in [0, 1)"
     if cfg.trainer.epochs <= 0 and cfg.trainer.max_steps <= 0:
         yield "trainer.epochs or trainer.max_steps must be positive"
+    every = cfg.trainer.checkpoint_every_steps
+    if every is not None and every < 1:
+        yield f"trainer.checkpoint_every_steps={every}: must be at least 1, or null for each epoch's end"
+    if cfg.trainer.checkpoints_kept < 1:
+        yield f"trainer.checkpoints_kept={cfg.trainer.checkpoints_kept}: must be at least 1"
+
+
+def _tracking_problems(tracking: DictConfig):
+    import signal
+
+    unknown = [name for name in tracking.stop_signals if name not in signal.Signals.__members__]
+    if unknown:
+        yield f"tracking.stop_signals has {unknown}: use signal names such as SIGTERM, SIGUSR1"
+    if not 0 < tracking.heartbeat_seconds < tracking.stale_after_seconds:
+        yield (f"tracking.heartbeat_seconds={tracking.heartbeat_seconds}, stale_after_seconds="
+               f"{tracking.stale_after_seconds}: the heartbeat must be positive and more frequent than "
+               "the staleness limit (e.g. 30 and 300)")

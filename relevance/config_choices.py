@@ -2,7 +2,8 @@
 
 Hydra answers `augment=[original,bogus]` with its config search path. Entry points call
 `exit_on_unknown_choices` before Hydra composes: every `group=option` override (a choice,
-a list for multi-select groups like `augment`, or a sweep of either) is checked against
+a list for multi-select groups like `augment`, or a sweep of either; Hydra's own `hydra/...`
+groups are left to Hydra, since plugins add their options) is checked against
 the YAML files of that group in `conf/` and in any `hydra.searchpath=[file://...]` folder,
 and an unknown option stops the command with the options that exist.
 """
@@ -51,6 +52,8 @@ def unknown_choices(args: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
     problems = []
     for override in overrides:
         group = override.key_or_group.lstrip("+~")
+        if group.startswith("hydra/"):  # launchers, sweepers: plugins bring options from their packages
+            continue
         group_dirs = [d / group for d in dirs if (d / group).is_dir()]
         if not group_dirs or override.is_delete() or "glob" in str(override.value_type).lower():
             continue

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -17,14 +16,16 @@ from relevance.artifacts import MODEL_ARTIFACT, save_model_folder
 from relevance.augment.mix import MixResult, augment_context, build_training_mix
 from relevance.data.loading import Splits, load_splits
 from relevance.data.splits import languages
-from relevance.evaluation import (binary_metrics, evaluation_report, flatten_for_logging, plot_confusion_matrix,
-                                  plot_pr_curve, tune_threshold)
 from relevance.evaluation.dev_scoring import DevScorer
+from relevance.evaluation.roles import RunEvaluation, evaluate_run, write_evaluation
+from relevance.evaluation.threshold import ThresholdPolicy
 from relevance.modeling.batching import eval_token_budget
 from relevance.modeling.inputs import collator, encode_table
 from relevance.modeling.loader import load_for_training
-from relevance.tracking.mlflow_run import TrackedRun, config_params, group_tags, run_name_from_overrides
+from relevance.tracking.mlflow_run import TrackedRun, config_params, run_name_from_overrides
 from relevance.tracking.trainer_callback import MlflowMetricsCallback
+from relevance.tracking.training_run import open_training_run
+from relevance.training.checkpoints import Checkpoints
 from relevance.training.losses import class_weights
 from relevance.training.trainer import RelevanceTrainer, training_arguments
 
@@ -52,15 +53,17 @@ def run_training(cfg: DictConfig, context: RunContext) -> RunResult:
         torch.set_num_threads(cfg.trainer.num_threads)
     context.output_dir.mkdir(parents=True, exist_ok=True)
     run_name = cfg.tracking.run_name or run_name_from_overrides(context.overrides, cfg)
-    with TrackedRun(cfg.tracking, run_name, group_tags(cfg)) as run:
+    # a new MLflow run, or the KILLED run of the same identity continued from its last checkpoint
+    with open_training_run(cfg, run_name, context.output_dir) as (run, checkpoints):
         _log_config(run, cfg, context)
-        splits = load_splits(cfg.data, cfg.task, cfg.seed)
+        splits = load_splits(cfg.data, cfg.task)
         train_languages = languages(splits.train)
-        context_for_strategies = augment_context(cfg, splits.train, train_languages, languages(splits.dev))
+        context_for_strategies = augment_context(cfg, splits.train, train_languages, splits.evaluation_languages())
         mix = build_training_mix(cfg.augment, context_for_strategies)
-        splits.dev = mix.transform_inputs(splits.dev, context_for_strategies)  # e.g. the English pivot, dev side
+        # e.g. the English pivot, on the dev and test side
+        splits.transform_evaluation_inputs(lambda table: mix.transform_inputs(table, context_for_strategies))
         _log_data(run, cfg, splits, mix, train_languages)
-        result = _fine_tune_and_evaluate(run, cfg, context, splits, mix, train_languages)
+        result = _fine_tune_and_evaluate(run, cfg, context, splits, mix, train_languages, checkpoints)
     return result
 
 
@@ -74,9 +77,10 @@ def _log_config(run: TrackedRun, cfg: DictConfig, context: RunContext) -> None:
 
 
 def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, train_languages: list[str]) -> None:
-    unseen = sorted(set(languages(splits.dev)) - set(train_languages))
+    unseen = sorted(set(splits.evaluation_languages()) - set(train_languages))
     run.log_params({
         "data.train_path": str(splits.train_path), "data.dev_path": str(splits.dev_path),
+        "data.test_path": str(splits.test_path or "none"), "data.test_rows": len(splits.test or []),
         "data.train_rows": len(splits.train), "data.dev_rows": len(splits.dev), "data.mix_rows": len(mix.table),
         "data.null_targets": splits.null_targets, "data.train_languages": ",".join(train_languages),
         "data.unseen_languages": ",".join(unseen) or "none",
@@ -92,10 +96,12 @@ def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, 
     if cfg.tracking.log_datasets:
         run.log_dataset(mix.table.to_pandas(), f"{cfg.task.key}-train-mix", str(splits.train_path), "training")
         run.log_dataset(splits.dev.to_pandas(), f"{cfg.task.key}-dev", str(splits.dev_path), "eval")
+        if splits.test is not None:
+            run.log_dataset(splits.test.to_pandas(), f"{cfg.task.key}-test", str(splits.test_path), "test")
 
 
 def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContext, splits: Splits,
-                            mix: MixResult, train_languages: list[str]) -> RunResult:
+                            mix: MixResult, train_languages: list[str], checkpoints: Checkpoints) -> RunResult:
     started = time.perf_counter()
     set_seed(cfg.seed)  # heads and LoRA start the same whatever ran before (cache misses, augmentation)
     loaded = load_for_training(cfg)
@@ -109,49 +115,34 @@ def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContex
     labels = np.asarray(splits.dev["label"])
     dev_scorer = DevScorer(loaded, dev_encoded, labels, cfg.trainer.eval_batch_size, eval_token_budget(cfg.trainer),
                            log_metrics=lambda metrics, step: run.log_metrics(metrics, step=step))
-    args = training_arguments(cfg.trainer, str(context.output_dir / "checkpoints"), cfg.seed, loaded.compute_dtype)
+    args = training_arguments(cfg.trainer, str(checkpoints.folder), cfg.seed, loaded.compute_dtype)
     trainer = RelevanceTrainer(
         model=loaded.model, args=args, train_dataset=train_encoded,
         data_collator=collator(loaded.tokenizer), processing_class=loaded.tokenizer,
         callbacks=[MlflowMetricsCallback(run), dev_scorer],
         head=loaded.head, class_weights=class_weights(cfg.trainer.class_weights, mix.table["label"]),
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(checkpoints.resume_from) if checkpoints.resume_from else None)
 
-    scores = dev_scorer.final_scores(trainer.state.global_step)
-    threshold, _ = tune_threshold(labels, scores)
-    report = evaluation_report(labels, scores, splits.dev["language"], threshold, train_languages)
-    metrics = flatten_for_logging(report, "dev")
-    metrics.update({f"dev_{k}_at_0.5": v for k, v in binary_metrics(labels, scores, 0.5).items()
-                    if k in ("f1", "precision", "recall") and np.isfinite(v)})
+    scores = {"dev": dev_scorer.final_scores(trainer.state.global_step)}
+    if splits.test is not None:  # scored once, after training: reported, never tuned on
+        scores["test"] = dev_scorer.score_table(encode(splits.test))
+    evaluation = evaluate_run(ThresholdPolicy.from_config(cfg.evaluation), splits.evaluation_tables(), scores,
+                              train_languages)
+    metrics = evaluation.metrics
     metrics["train_seconds"] = time.perf_counter() - started
     run.log_metrics(metrics, step=trainer.state.global_step)
 
-    _save_model(run, cfg, context, loaded, threshold, metrics, train_languages)
-    _save_evaluation(run, context, splits, scores, threshold, report, labels)
-    return RunResult(run.run_id, metrics, threshold)
+    _save_model(run, cfg, context, loaded, evaluation, train_languages)
+    run.log_artifacts(write_evaluation(evaluation, context.output_dir / "evaluation"), "evaluation")
+    return RunResult(run.run_id, metrics, evaluation.thresholds.global_threshold)
 
 
-def _save_model(run: TrackedRun, cfg, context, loaded, threshold: float, metrics: dict,
-                train_languages: list[str]) -> None:
-    """Adapter (with the classifier head) or full model, tokenizer, threshold and the
+def _save_model(run: TrackedRun, cfg, context, loaded, evaluation: RunEvaluation, train_languages: list[str]) -> None:
+    """Adapter (with the classifier head) or full model, tokenizer, thresholds and the
     config needed to rebuild the base: everything `relevance.predict` loads."""
-    model_dir = save_model_folder(context.output_dir / MODEL_ARTIFACT, cfg, loaded, threshold, "dev_f1",
-                                  metrics["dev_f1"], train_languages)
+    model_dir = save_model_folder(context.output_dir / MODEL_ARTIFACT, cfg, loaded, evaluation.thresholds,
+                                  evaluation.policy, "dev_f1", evaluation.metrics["dev_f1"], train_languages)
     if cfg.tracking.log_adapter:
         run.log_artifacts(model_dir, MODEL_ARTIFACT)
         run.set_tags({"relevance.has_model": "true"})
-
-
-def _save_evaluation(run: TrackedRun, context: RunContext, splits: Splits, scores: np.ndarray, threshold: float,
-                     report: dict, labels: np.ndarray) -> None:
-    eval_dir = context.output_dir / "evaluation"
-    eval_dir.mkdir(parents=True, exist_ok=True)
-    predictions = splits.dev.to_pandas()
-    predictions["score"] = scores
-    predictions["prediction"] = (scores >= threshold).astype(int)
-    predictions.to_json(eval_dir / "dev_predictions.jsonl", orient="records", lines=True, force_ascii=False)
-    (eval_dir / "metrics.json").write_text(json.dumps(report, indent=2, default=float))
-    plot_confusion_matrix(labels, scores, threshold, eval_dir / "confusion_matrix.png", "dev confusion matrix")
-    plot_pr_curve(labels, scores, eval_dir / "pr_curve.png", "dev precision-recall", threshold=threshold)
-    run.log_artifacts(eval_dir, "evaluation")

@@ -1,8 +1,10 @@
 """`python -m relevance.predict run=<run id|latest> input=<file> output=<file>`
 
-Loads a logged run (adapter + threshold), scores a competition-format file and
-writes the submission format: the input fields + `prediction` + `score`. When
-the input has labels it also prints the metrics, overall and per language.
+Loads a logged run (adapter + thresholds), scores a competition-format file and
+writes the submission format: the input fields + `prediction` + `score`. A row is
+relevant when its score reaches its language's threshold (runs tuned with
+`evaluation.threshold=per_language`), else the global one. When the input has
+labels it also prints the metrics, overall and per language.
 """
 
 from __future__ import annotations
@@ -89,16 +91,16 @@ def predict_table(trained: TrainedModel, table, input_path: Path, output_path: P
     from relevance.modeling.inputs import encode_table
     from relevance.modeling.scoring import score_rows
 
-    run_cfg, loaded, threshold = trained.cfg, trained.loaded, trained.threshold
+    run_cfg, loaded = trained.cfg, trained.loaded
     table = apply_input_strategies(run_cfg, table, trained.train_languages)
     encoded = encode_table(table, loaded.tokenizer, run_cfg.task, run_cfg.head, run_cfg.model.max_length)
     scores = score_rows(loaded.model, loaded.head, loaded.tokenizer, encoded,
                         batch_size or run_cfg.trainer.eval_batch_size, eval_token_budget(run_cfg.trainer))
-    predictions = (scores >= threshold).astype(int)
-    write_submission(input_path, output_path, scores, predictions)
+    row_thresholds = trained.thresholds.for_languages(table["language"])
+    write_submission(input_path, output_path, scores, (scores >= row_thresholds).astype(int))
     if "label" not in table.column_names:
         return None
-    return evaluation_report(np.asarray(table["label"]), scores, table["language"], threshold,
+    return evaluation_report(np.asarray(table["label"]), scores, table["language"], row_thresholds,
                              trained.train_languages)
 
 
@@ -123,6 +125,15 @@ def write_submission(input_path: Path, output_path: Path, scores: np.ndarray, pr
             row["prediction"] = int(prediction)
             row["score"] = round(float(score), 6)
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def describe_thresholds(thresholds) -> str:
+    """`threshold 0.4375`, plus the languages with their own (`; per language: en 0.4100, fr 0.5200`)."""
+    text = f"threshold {thresholds.global_threshold:.4f}"
+    if thresholds.per_language:
+        text += "; per language: " + ", ".join(f"{lang} {value:.4f}"
+                                               for lang, value in sorted(thresholds.per_language.items()))
+    return text
 
 
 def format_report(report: dict) -> str:
@@ -156,7 +167,7 @@ def main(cfg: DictConfig) -> None:
         table = read_input(run_cfg, input_path, cfg.null_target)  # bad input fails before the model loads
         trained = load_model_folder(model_dir, cfg.paths.cache_dir)
         report = predict_table(trained, table, input_path, output, cfg.batch_size)
-    print(f"run {run_id}: wrote {output} (threshold {trained.threshold:.4f})")
+    print(f"run {run_id}: wrote {output} ({describe_thresholds(trained.thresholds)})")
     if report is not None:
         print(format_report(report))
 

@@ -1,6 +1,6 @@
 """`python -m relevance.compare` over the smoke sweep (report, plots, artifacts on the parent,
-terminal table), its Hydra config (typed keys, fails at compose time), and its pieces on
-hand-made runs (labels, baselines, pairing, means over any tasks)."""
+terminal table; test metrics reported, dev beside), its Hydra config (typed keys, fails at compose
+time), and its pieces on hand-made runs (labels, seed groups, baselines, pairing, means over any tasks)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ from relevance.compare import (
     means_table,
     means_title,
     paired_delta,
+    seed_group_key,
     setting_key,
     split_overrides,
     task_means,
 )
+from relevance.compare.deltas import RunPredictions
 from relevance.config import ConfigError
 from tests.conftest import run_cli
 from tests.sweep_fixtures import smoke_sweep  # noqa: F401
@@ -43,7 +45,9 @@ def test_compare_the_latest_sweep(smoke_sweep):  # noqa: F811
 
     report = (out / "report.md").read_text()
     assert parent.info.run_id in report
-    assert "| run | task | mix | F1 | precision | recall | ROC-AUC | unseen F1 | ΔF1 vs baseline [95% CI] |" in report
+    assert ("| run | task | mix | test F1 | test precision | test recall | test ROC-AUC | test unseen F1 | test F1 lift "
+            "| dev F1 | dev ROC-AUC | ΔF1 vs baseline [95% CI] | ΔROC-AUC [95% CI] |") in report
+    assert "re-tuned on the resampled dev rows" in report and "reported on test" in report
     assert "baseline" in report and "trainer.lr=0.001" in report and "trainer.lr=0.003" in report
     assert "Winner per language" in report and "de*" in report  # de, it: unseen in training
     for png in ("per_language_f1_qc.png", "pr_curves_qc.png"):
@@ -54,10 +58,12 @@ def test_compare_the_latest_sweep(smoke_sweep):  # noqa: F811
     rows = {r["run_id"]: r for r in data["runs"]}
     assert set(rows) == {c.info.run_id for c in children}
     baseline_id = data["baselines"]["QC"]
-    assert rows[baseline_id]["delta_note"] == "baseline"
+    assert rows[baseline_id]["delta_note"] == "baseline" and data["report_role"] == "test"
     other = next(r for rid, r in rows.items() if rid != baseline_id)
-    assert other["ci_low"] <= other["delta_f1"] <= other["ci_high"]
-    assert other["delta_f1"] == pytest.approx(other["dev_f1"] - rows[baseline_id]["dev_f1"], abs=1e-9)
+    assert other["delta_on"] == "test"
+    assert other["delta_f1"] == pytest.approx(other["test_f1"] - rows[baseline_id]["test_f1"], abs=1e-6)
+    assert other["delta_roc_auc"] == pytest.approx(other["test_roc_auc"] - rows[baseline_id]["test_roc_auc"], abs=1e-6)
+    assert other["ci_low"] <= other["ci_high"] and other["roc_auc_ci_low"] <= other["roc_auc_ci_high"]
     assert set(data["winners"]["QC"]) >= {"de", "en", "it"}
 
     artifacts = {a.path for a in smoke_sweep.client.list_artifacts(parent.info.run_id, "compare")}
@@ -169,17 +175,40 @@ def test_means_over_whatever_tasks_ran():
     assert rows[1][:5] == ["tiny-qc-easy_neg", "0.5000", "", "0.9000", "0.7000"]
 
 
-def predictions(ids, labels, preds) -> pd.DataFrame:
-    return pd.DataFrame({"id": [str(i) for i in ids], "label": labels, "prediction": preds,
-                         "score": np.asarray(preds, dtype=float)})
+def predictions(ids, labels, scores) -> pd.DataFrame:
+    return pd.DataFrame({"id": [str(i) for i in ids], "label": labels, "language": "en",
+                         "score": np.asarray(scores, dtype=float)})
 
 
-def test_deltas_only_on_identical_dev_rows():
+def scored(rng, labels, skill: float) -> np.ndarray:
+    return np.clip(skill * labels + (1 - skill) * rng.random(labels.shape[0]), 0, 1)
+
+
+def test_deltas_only_on_identical_rows():
     rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 200)
-    base = predictions(range(200), labels, rng.integers(0, 2, 200))
-    better = predictions(range(200), labels, np.where(rng.random(200) < 0.8, labels, 1 - labels))
-    result, note = paired_delta(base, better.sample(frac=1, random_state=1), 500, 0)  # order does not matter
-    assert note == "" and result["delta"] > 0 and result["ci_low"] <= result["delta"] <= result["ci_high"]
-    _, note = paired_delta(base, predictions(range(100, 300), labels, labels), 100, 0)
+    dev, test = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
+    base = RunPredictions(predictions(range(200), dev, scored(rng, dev, 0.1)),
+                          predictions(range(1000, 1200), test, scored(rng, test, 0.1)))
+    better = RunPredictions(predictions(range(200), dev, scored(rng, dev, 0.5)).sample(frac=1, random_state=1),
+                            predictions(range(1000, 1200), test, scored(rng, test, 0.5)))  # row order does not matter
+    result, note = paired_delta(base, better, 300, 0)
+    assert note == "" and result["measured_on"] == "test"
+    assert result["delta_f1"] > 0 and result["ci_low"] <= result["delta_f1"] <= result["ci_high"]
+    assert result["roc_auc_ci_low"] > 0 and result["p_better"] > 0.95
+    # without test splits: cross-fitted on dev
+    result, _ = paired_delta(RunPredictions(base.dev), RunPredictions(better.dev), 100, 0)
+    assert result["measured_on"] == "dev (cross-fit)" and result["delta_f1"] > 0
+    _, note = paired_delta(base, RunPredictions(predictions(range(100, 300), dev, dev), better.test), 100, 0)
     assert "different dev rows" in note
+    _, note = paired_delta(base, RunPredictions(better.dev), 100, 0)
+    assert "no test split" in note
+
+
+def test_runs_that_differ_only_by_seed_share_a_group():
+    rows = frame([{"run_id": f"{mix}-{seed}-{task}", "run_name": f"seed={seed},augment=[{mix}],task={task.lower()}",
+                   "task": task, "augment": mix, "dev_f1": 0.5, "start_time": 0}
+                  for mix in ("original", "original,easy_neg") for seed in (0, 1) for task in ("QC", "QI")])
+    keys = rows.set_index("run_id").apply(seed_group_key, axis=1)
+    assert keys["original-0-QC"] == keys["original-1-QC"] != keys["original,easy_neg-0-QC"]
+    assert keys["original-0-QC"] != keys["original-0-QI"]  # a task is not a seed
+    assert rows["setting"].nunique() == 4  # but twins across tasks pair seed by seed

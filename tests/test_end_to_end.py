@@ -1,6 +1,6 @@
 """The real CLI, end to end, with the tiny model: one run logs everything to a temp
-MLflow store, predict reproduces its dev metrics, bad data fails clearly without
-touching earlier runs."""
+MLflow store (dev and test metrics, the test rows only reported), predict reproduces
+its dev and test metrics, bad data fails clearly without touching earlier runs."""
 
 from __future__ import annotations
 
@@ -14,12 +14,20 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import f1_score
 
 from tests.conftest import run_cli, tiny_run_args
+from tests.test_test_split import subset_file
 
 EXPECTED_ARTIFACTS = {
     "config/resolved_config.yaml", "config/.hydra/config.yaml", "config/.hydra/overrides.yaml",
     "model/adapter_config.json", "model/threshold.json", "model/run_config.yaml", "model/tokenizer.json",
-    "evaluation/dev_predictions.jsonl", "evaluation/metrics.json", "evaluation/confusion_matrix.png",
-    "evaluation/pr_curve.png", "data/mix_composition.json",
+    "evaluation/metrics.json", "data/mix_composition.json",
+    *(f"evaluation/{role}_{name}" for role in ("dev", "test")
+      for name in ("predictions.jsonl", "confusion_matrix.png", "pr_curve.png")),
+}
+EXPECTED_METRICS = {
+    *(f"{role}_{name}" for role in ("dev", "test")
+      for name in ("f1", "precision", "recall", "roc_auc", "f1_lang_de", "f1_lang_en", "unseen_f1", "seen_f1",
+                   "threshold", "f1_at_0.5", "f1_all_relevant", "f1_lift", "f1_global_threshold")),
+    "train_loss",
 }
 
 
@@ -48,13 +56,16 @@ def test_run_logs_params_metrics_tags_and_artifacts(trained):
     assert {"task.prompt", "trainer.lr", "quant.double_quant", "head.padding_side", "seed"} <= set(params)
     assert params["model.name"] == "tiny_random" and params["quant.bits"] == "4" and params["peft.r"] == "16"
     assert params["data.unseen_languages"] == "de,it"
+    assert 200 < int(params["data.dev_rows"]) < 280 and 200 < int(params["data.test_rows"]) < 280  # half each
+    assert params["data.seed"] == "42" and params["evaluation.threshold"] == "global"
     tags = run.data.tags
     assert {tags[k] for k in ("model", "task", "quant", "head", "augment")} == {
         "tiny_random", "QC", "nf4", "classifier", "original"}
     metrics = run.data.metrics
-    for name in ("dev_f1", "dev_precision", "dev_recall", "dev_roc_auc", "dev_f1_lang_de", "dev_f1_lang_en",
-                 "dev_unseen_f1", "dev_seen_f1", "dev_threshold", "dev_f1_at_0.5", "train_loss"):
-        assert name in metrics, name
+    assert EXPECTED_METRICS <= set(metrics), EXPECTED_METRICS - set(metrics)
+    assert metrics["test_threshold"] == metrics["dev_threshold"]  # dev's threshold, applied unchanged
+    assert metrics["test_f1_global_threshold"] == metrics["test_f1"]  # evaluation.threshold=global
+    assert metrics["test_f1_lift"] == pytest.approx(metrics["test_f1"] - metrics["test_f1_all_relevant"])
     per_epoch = client.get_metric_history(run.info.run_id, "epoch_dev_f1")
     assert len(per_epoch) == 2  # trainer=smoke runs two epochs, evaluated after each
     assert EXPECTED_ARTIFACTS <= all_artifacts(client, run.info.run_id)
@@ -64,6 +75,7 @@ def test_threshold_is_tuned_on_dev_and_saved_with_the_adapter(trained):
     _, client, run, _ = trained
     threshold = json.loads(Path(client.download_artifacts(run.info.run_id, "model/threshold.json")).read_text())
     assert threshold["threshold"] == pytest.approx(run.data.metrics["dev_threshold"])
+    assert threshold["mode"] == "global" and threshold["per_language"] == {}
     assert threshold["value"] == pytest.approx(run.data.metrics["dev_f1"])
     assert run.data.metrics["dev_f1"] >= run.data.metrics["dev_f1_at_0.5"] - 1e-9
 
@@ -72,26 +84,28 @@ def test_datasets_are_logged_with_digests(trained):
     _, client, run, _ = trained
     inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
     contexts = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset for i in inputs}
-    assert set(contexts) == {"training", "eval"}
+    assert set(contexts) == {"training", "eval", "test"}
     assert all(len(d.digest) >= 8 for d in contexts.values())
 
 
-def test_predict_reproduces_dev_metrics(trained, shared_cache):
+@pytest.mark.parametrize("role", ["dev", "test"])
+def test_predict_reproduces_dev_and_test_metrics(trained, shared_cache, role):
     root, client, run, _ = trained
-    dev_file = next((shared_cache / "demo").rglob("qc_dev.jsonl"))
-    output = root / "submission.jsonl"
-    result = run_cli("predict", ["run=latest", f"input={dev_file}", f"output={output}",
+    logged = Path(client.download_artifacts(run.info.run_id, f"evaluation/{role}_predictions.jsonl"))
+    # the generated dev file holds both roles' rows (test was carved from it): keep the role's
+    rows_file = subset_file(next((shared_cache / "demo").rglob("qc_dev.jsonl")), logged, root / f"{role}.jsonl")
+    output = root / f"submission_{role}.jsonl"
+    result = run_cli("predict", ["run=latest", f"input={rows_file}", f"output={output}",
                                  f"paths.root={root}", f"paths.cache_dir={shared_cache}"], cwd=root)
     rows = [json.loads(line) for line in output.read_text().splitlines()]
-    source_rows = [json.loads(line) for line in dev_file.read_text().splitlines()]
-    assert len(rows) == len(source_rows)
+    source_rows = [json.loads(line) for line in rows_file.read_text().splitlines()]
+    assert len(rows) == len(source_rows) == int(run.data.params[f"data.{role}_rows"])
     assert all({k: r[k] for k in s} == s for r, s in zip(rows, source_rows))  # input fields kept as they were
     f1 = f1_score([r["label"] for r in rows], [r["prediction"] for r in rows])
-    assert f1 == pytest.approx(run.data.metrics["dev_f1"], abs=1e-6)
+    assert f1 == pytest.approx(run.data.metrics[f"{role}_f1"], abs=1e-6)
     assert "overall" in result.stdout and "de " in result.stdout and "unseen" in result.stdout
-    logged = client.download_artifacts(run.info.run_id, "evaluation/dev_predictions.jsonl")
-    logged_scores = [json.loads(line)["score"] for line in Path(logged).read_text().splitlines()]
-    assert np.allclose(logged_scores, [r["score"] for r in rows], atol=1e-5)
+    logged_scores = {str(r["id"]): r["score"] for r in map(json.loads, logged.read_text().splitlines())}
+    assert np.allclose([logged_scores[str(r["id"])] for r in rows], [r["score"] for r in rows], atol=1e-5)
 
 
 def test_bad_data_fails_clearly_and_leaves_earlier_runs_intact(trained, shared_cache, tmp_path):

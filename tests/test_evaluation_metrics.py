@@ -6,6 +6,7 @@ import pytest
 from relevance.evaluation import (
     binary_metrics,
     evaluation_report,
+    f1_all_relevant,
     flatten_for_logging,
     per_language_metrics,
 )
@@ -111,3 +112,27 @@ def test_flatten_sanitises_names_and_skips_missing_groups():
 def test_accepts_numpy_and_bool_labels():
     m = binary_metrics(np.array([True, False]), np.array([0.8, 0.2], dtype=np.float32), 0.5)
     assert m["f1"] == 1.0 and m["roc_auc"] == 1.0
+
+
+def test_every_f1_comes_with_the_all_relevant_floor_and_the_lift_over_it():
+    m = binary_metrics(LABELS, SCORES, 0.5)
+    # 3 positives, 2 negatives: predicting all relevant gives P=3/5, R=1 -> F1 = 2*3/(2*3+2) = 0.75
+    assert m["f1_all_relevant"] == pytest.approx(0.75) == f1_all_relevant(LABELS)
+    assert m["f1_lift"] == pytest.approx(2 / 3 - 0.75)
+    assert f1_all_relevant([0, 0]) == 0.0
+    flat = flatten_for_logging(evaluation_report(LABELS, SCORES, ["en"] * 5, 0.5, ["en"]), "test")
+    assert flat["test_f1_all_relevant"] == pytest.approx(0.75) and flat["test_f1_lift"] == pytest.approx(-1 / 12)
+    assert "test_f1_lift_lang_en" not in flat  # overall only
+
+
+def test_one_threshold_per_row():
+    langs = ["fr", "en", "fr", "en", "de"]
+    thresholds = np.array([0.95, 0.5, 0.95, 0.5, 0.2])  # fr strict, de lenient
+    rep = evaluation_report(LABELS, SCORES, langs, thresholds, train_languages=["en"])
+    # predictions [0, 1, 0, 0, 1]: TP rows 1 and 4, FN row 0, no FP
+    assert rep["overall"]["f1"] == pytest.approx(0.8) and rep["overall"]["precision"] == 1.0
+    assert math.isnan(rep["overall"]["threshold"])  # rows differ: no single threshold
+    assert rep["per_language"]["fr"]["threshold"] == 0.95 and rep["per_language"]["de"]["recall"] == 1.0
+    assert "dev_threshold" not in flatten_for_logging(rep, "dev")
+    with pytest.raises(ValueError, match="one per row"):
+        binary_metrics(LABELS, SCORES, thresholds[:3])

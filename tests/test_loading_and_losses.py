@@ -14,17 +14,18 @@ from tests.conftest import SHARED_QC, compose_train
 
 def test_demo_data_is_generated_and_read(tmp_path):
     cfg = compose_train([f"paths.cache_dir={tmp_path}", "paths.root=/tmp"])
-    splits = load_splits(cfg.data, cfg.task, seed=0)
+    splits = load_splits(cfg.data, cfg.task)
     assert splits.train_path.parent == tmp_path / "demo" / "seed0"
-    assert len(splits.train) == cfg.data.generate.train_rows and len(splits.dev) == cfg.data.generate.dev_rows
+    assert len(splits.train) == cfg.data.generate.train_rows
+    assert len(splits.dev) + len(splits.test) == cfg.data.generate.dev_rows  # test: carved from the dev file
     assert {"de", "it"} <= set(splits.dev["language"]) and not {"de", "it"} & set(splits.train["language"])
 
 
 @pytest.mark.skipif(not (SHARED_QC / "train.jsonl").exists(), reason="real QC rows not present")
 def test_real_rows_with_a_grouped_dev_split_and_subsampling():
     cfg = compose_train(["data=competition", f"data.dir={SHARED_QC}", "data.dev_file=null",
-                         "data.max_train_rows=500", "data.max_dev_rows=200"])
-    splits = load_splits(cfg.data, cfg.task, seed=3)
+                         "data.max_train_rows=500", "data.max_dev_rows=200", "data.seed=3"])
+    splits = load_splits(cfg.data, cfg.task)
     assert len(splits.train) == 500 and len(splits.dev) == 200
     assert splits.dev_path == splits.train_path
     assert not set(splits.train["query"]) & set(splits.dev["query"])

@@ -11,7 +11,8 @@ from datasets import Dataset
 from relevance.modeling.heads import YesNoHead, single_token_id
 from relevance.modeling.inputs import encode_table, format_prompt
 from relevance.modeling.loader import load_for_training
-from relevance.modeling.quantization import (bitsandbytes_config, choose_compute_dtype, cpu_flags,
+from relevance.hardware import cpu_flags
+from relevance.modeling.quantization import (bitsandbytes_config, choose_compute_dtype,
                                               resolve_compute_dtype)
 from relevance.modeling.sources import ModelSourceError, locate_packaged_gguf, resolve_model
 from tests.conftest import compose_train

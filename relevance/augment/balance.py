@@ -70,6 +70,7 @@ class BalanceOptions(HardNegativeBand):  # the band and embedder are used by neg
 @register("balance", options=BalanceOptions)
 class Balance(Strategy):
     options: BalanceOptions
+    version = "2"  # negatives_from=hard: hard_neg's exact bf16 search (its VERSION 2) can pick other rows
 
     def generate(self, mix: Dataset, context: AugmentContext) -> Dataset:
         base = base_rows(mix, context)

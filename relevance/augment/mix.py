@@ -48,10 +48,12 @@ def build_strategy(name: str, settings: DictConfig | dict | None = None) -> Stra
 
 def augment_context(cfg: DictConfig, original: Dataset, train_languages: list[str],
                     eval_languages: list[str]) -> AugmentContext:
-    """The context a run's strategies see, the same in training and in `relevance.predict`."""
+    """The context a run's strategies see, the same in training and in `relevance.predict`. Their seed is
+    `data.seed`, not the model's `seed`: runs that differ only by `seed` train on the same mix."""
     return AugmentContext(
         task=cfg.task.name, original=original, train_languages=train_languages, eval_languages=eval_languages,
-        seed=cfg.seed, cache_dir=str(Path(cfg.paths.cache_dir) / "augment"),
+        seed=OmegaConf.select(cfg, "data.seed", default=cfg.seed),  # older runs' configs: the run's seed
+        cache_dir=str(Path(cfg.paths.cache_dir) / "augment"),
         related_by=OmegaConf.select(cfg, "task.negatives.related_by", default=None),  # None in older runs' configs
     )
 

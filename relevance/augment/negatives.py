@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from datasets import Dataset
 
-from relevance.augment.cache import stable_seed
+from relevance.augment.cache import column_values, stable_seed
 from relevance.data.text import normalise_text
 
 # -- relatedness: what makes two targets related -----------------------------------------------
@@ -107,7 +107,7 @@ class PairIndex:
         for table in tables:
             if not len(table):
                 continue
-            for query, target, label in zip(table["query"], table["target"], table["label"]):
+            for query, target, label in zip(*column_values(table, "query", "target", "label")):
                 key = normalise_text(query)
                 index.existing[key].add(normalise_text(target))
                 if label == 1:
@@ -134,7 +134,7 @@ class QueryPositives:
 def positive_queries(table: Dataset) -> list[QueryPositives]:
     """Distinct (language, query) with their positive targets, sorted."""
     grouped: dict[tuple[str, str], dict[str, None]] = defaultdict(dict)
-    for language, query, target, label in zip(table["language"], table["query"], table["target"], table["label"]):
+    for language, query, target, label in zip(*column_values(table, "language", "query", "target", "label")):
         if label == 1 and target and target.strip():
             grouped[(language, query)][target] = None
     return [QueryPositives(lang, query, tuple(sorted(targets))) for (lang, query), targets in sorted(grouped.items())]

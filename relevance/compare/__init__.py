@@ -1,16 +1,20 @@
 """Compare the runs of a sweep (or of whole experiments): `python -m relevance.compare [key=value ...]`
 (keys in conf/compare.yaml), or interactively in notebooks/compare_runs.ipynb.
 
-The report (`report.md`, `comparison.json`, PNG plots) has, per task, every FINISHED run's
-F1 / precision / recall / ROC-AUC / unseen-language F1, its F1 delta against the task's
-baseline with a paired bootstrap 95 % CI over the same dev rows (joined on `id`; runs whose
-dev rows differ from the baseline's get no delta, and the report says so), per-language F1
-with the winner of each language, and, for every setting run on two tasks or more, the mean
-over its tasks.
+The report (`report.md`, `comparison.json`, PNG plots) has, per task, every FINISHED run's test
+F1 / precision / recall / ROC-AUC / unseen-language F1 / lift over predicting everything relevant,
+with dev F1 and ROC-AUC beside (dev alone when a run has no test split); its F1 and ROC-AUC deltas
+against the task's baseline with paired bootstrap 95 % CIs that re-tune each run's threshold on dev
+inside every resample (rows joined on `id`; runs whose rows differ from the baseline's get no
+delta, and the report says so); the mean ± interval of each group of runs that differ only by
+seed; per-language F1 with the winner of each language (chosen on dev); and, for every setting run
+on two tasks or more, the mean over its tasks.
 
     selection    which runs (a sweep's, or experiments'), FINISHED only
-    labels       short labels from run names; the setting that pairs a run with its other-task twins
-    deltas       baselines and paired bootstrap F1 deltas against them
+    labels       short labels from run names; the setting that pairs a run with its other-task twins;
+                 the seed group
+    deltas       baselines and re-tuned paired bootstrap deltas against them
+    seeds        seed groups: mean over seeds, interval over rows and seeds
     aggregates   per-language F1 and winners; means over tasks
     comparison   the Comparison object tying them together
     tables       formatted (header, rows) tables
@@ -22,10 +26,12 @@ from relevance.compare.aggregates import language_winners, task_means
 from relevance.compare.comparison import Comparison, build_comparison
 from relevance.compare.config import CompareConfig, compose_compare_config
 from relevance.compare.deltas import choose_baselines, paired_delta
-from relevance.compare.labels import distinguishing_labels, setting_key, split_overrides
+from relevance.compare.labels import distinguishing_labels, seed_group_key, setting_key, split_overrides
 from relevance.compare.report import log_to_parents, markdown_report, terminal_report, write_plots, write_report
+from relevance.compare.seeds import seed_groups
 from relevance.compare.selection import select_runs
-from relevance.compare.tables import language_table, means_table, means_title, run_table, winners_table
+from relevance.compare.tables import (groups_table, language_table, means_table, means_title, run_table,
+                                      winners_table)
 
 __all__ = [
     "CompareConfig",
@@ -34,6 +40,7 @@ __all__ = [
     "choose_baselines",
     "compose_compare_config",
     "distinguishing_labels",
+    "groups_table",
     "language_table",
     "language_winners",
     "log_to_parents",
@@ -42,6 +49,8 @@ __all__ = [
     "means_title",
     "paired_delta",
     "run_table",
+    "seed_group_key",
+    "seed_groups",
     "select_runs",
     "setting_key",
     "split_overrides",

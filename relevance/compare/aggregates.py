@@ -1,5 +1,5 @@
-"""Summaries across runs: per-language F1 with the winner of each language, and the mean over
-the tasks a setting ran on (whatever the tasks are: the runs' `task` tag)."""
+"""Summaries across runs: per-language F1 with the winner of each language (chosen on dev, reported
+on test), and the mean over the tasks a setting ran on (whatever the tasks are: the runs' `task` tag)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,31 @@ import pandas as pd
 MEAN_METRICS = ("f1", "precision", "recall")
 
 
-def per_language_f1(group: pd.DataFrame, languages: list[str]) -> pd.DataFrame:
-    """Label × language dev F1 of one task's runs (languages no run has are dropped)."""
-    table = pd.DataFrame({lang: group.get(f"dev_f1_lang_{lang}") for lang in languages})
+def report_role(frame: pd.DataFrame) -> str:
+    """`test` when every run has test metrics, else `dev` (where thresholds were tuned: optimistic)."""
+    return "test" if "test_f1" in frame.columns and frame["test_f1"].notna().all() else "dev"
+
+
+def per_language_f1(group: pd.DataFrame, languages: list[str], role: str = "dev") -> pd.DataFrame:
+    """Label × language F1 of one task's runs on `role`'s rows (languages no run has are dropped)."""
+    table = pd.DataFrame({lang: group.get(f"{role}_f1_lang_{lang}") for lang in languages})
     table.index = list(group["label"])
     return table.dropna(axis=1, how="all")
+
+
+def best_labels(table: pd.DataFrame, language: str) -> list[str]:
+    """The label(s) with the best F1 in the language's column (none when no run has it)."""
+    column = table[language].dropna()
+    return [str(label) for label, value in column.items() if math.isclose(value, column.max())]
 
 
 def language_winners(table: pd.DataFrame) -> dict[str, str]:
     """Language → the label(s) with the best F1, or `(all tied)`."""
     winners = {}
     for lang in table.columns:
-        column = table[lang].dropna()
-        if column.empty:
-            continue
-        best = column.max()
-        tied = [str(label) for label, value in column.items() if math.isclose(value, best)]
-        winners[lang] = "(all tied)" if len(tied) == len(column) > 1 else " / ".join(tied)
+        tied = best_labels(table, lang)
+        if tied:
+            winners[lang] = "(all tied)" if len(tied) == table[lang].notna().sum() > 1 else " / ".join(tied)
     return winners
 
 
@@ -41,10 +49,10 @@ def task_column(task: str, field: str) -> str:
     return f"{task.lower()}_{field}"
 
 
-def task_means(frame: pd.DataFrame) -> pd.DataFrame:
+def task_means(frame: pd.DataFrame, role: str = "dev") -> pd.DataFrame:
     """Settings run on two tasks or more (the newest run per task): each task's F1 and run id, and the
-    mean F1 / precision / recall over the tasks the setting ran on. One row per setting, labelled
-    with its run on the first task."""
+    mean F1 / precision / recall over the tasks the setting ran on, on `role`'s rows. One row per
+    setting, labelled with its run on the first task."""
     rows, tasks = [], set()
     for _, group in frame.groupby("setting", sort=False):
         latest = group.sort_values("start_time").groupby("task").tail(1).set_index("task").sort_index()
@@ -53,9 +61,9 @@ def task_means(frame: pd.DataFrame) -> pd.DataFrame:
         tasks.update(latest.index)
         row = {"label": latest.iloc[0]["label"]}
         for task, run in latest.iterrows():
-            row[task_column(task, "f1")] = run["dev_f1"]
+            row[task_column(task, "f1")] = run[f"{role}_f1"]
             row[task_column(task, "run_id")] = run["run_id"]
-        row.update({f"mean_{m}": latest[f"dev_{m}"].mean(skipna=False) for m in MEAN_METRICS})
+        row.update({f"mean_{m}": latest[f"{role}_{m}"].mean(skipna=False) for m in MEAN_METRICS})
         rows.append(row)
     ordered = sorted(tasks)
     columns = (["label"] + [task_column(t, "f1") for t in ordered] + [f"mean_{m}" for m in MEAN_METRICS]

@@ -11,22 +11,46 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from relevance.compare.comparison import Comparison
-from relevance.compare.tables import language_table, means_table, means_title, run_table, winners_table
+from relevance.compare.seeds import GROUP_COLUMNS
+from relevance.compare.tables import groups_table, language_table, means_table, means_title, run_table, winners_table
 from relevance.evaluation import plot_per_language_f1, plot_pr_curves
 from relevance.text_tables import markdown_table, text_table
 
-JSON_RUN_COLUMNS = ["run_id", "run_name", "label", "task", "augment", "model", "dev_f1", "dev_precision",
-                    "dev_recall", "dev_roc_auc", "dev_unseen_f1", "delta_f1", "ci_low", "ci_high", "p_better",
-                    "delta_note"]
+JSON_RUN_COLUMNS = ["run_id", "run_name", "label", "task", "augment", "model", "seed", "data.seed",
+                    "evaluation.threshold", "group_label",
+                    *(f"{role}_{metric}" for role in ("test", "dev") for metric in
+                      ("f1", "precision", "recall", "roc_auc", "unseen_f1", "f1_all_relevant", "f1_lift")),
+                    "test_f1_global_threshold", "delta_f1", "ci_low", "ci_high", "p_better", "delta_roc_auc",
+                    "roc_auc_ci_low", "roc_auc_ci_high", "delta_on", "delta_note"]
 ARTIFACT_DIR = "compare"
+
+
+def delta_legend(comparison: Comparison) -> str:
+    """What the delta columns mean, for the report's readers."""
+    rows = ("the same test rows (joined on `id`), each run's threshold re-tuned on the resampled dev rows"
+            if comparison.report_role == "test" else
+            "the same dev rows (joined on `id`), cross-fitted: each run's threshold re-tuned on the resampled "
+            "rows and F1 scored on the rows the resample left out")
+    return (f"ΔF1 = F1(run) − F1(baseline) and ΔROC-AUC likewise, on {rows}; 95 % CI from a paired bootstrap "
+            f"with {comparison.n_resamples} resamples, so the interval includes the threshold's noise; P(better) = "
+            "share of resamples where the run wins. F1 lift = F1 − F1 of predicting every row relevant. Runs are "
+            "selected on dev (baseline, best run, winners per language) and reported on "
+            f"{comparison.report_role}. Runs whose rows differ from the baseline's get no delta.")
+
+
+def groups_legend(comparison: Comparison) -> str:
+    return ("Runs that differ only by `seed` (model initialisation, data order, dropout; same rows through "
+            "`data.seed`): the mean over their seeds, its 95 % interval resampling rows and seeds, and the "
+            "delta against the baseline's group.")
 
 
 def terminal_report(comparison: Comparison) -> str:
     parts = [f"Comparison of {comparison.title}", "", text_table(*run_table(comparison)), ""]
-    parts.append(f"ΔF1: F1(run) - F1(baseline) on the same dev rows, paired bootstrap "
-                 f"({comparison.n_resamples} resamples) 95% CI; P(better): share of resamples where the run wins.")
+    parts.append(delta_legend(comparison))
+    if comparison.has_seed_groups:
+        parts += ["", "Seed groups", text_table(*groups_table(comparison)), groups_legend(comparison)]
     for task in comparison.per_language:
-        parts += ["", f"Per-language F1, {task} (* = language unseen in training)",
+        parts += ["", f"Per-language F1 on {comparison.report_role}, {task} (* = language unseen in training)",
                   text_table(*language_table(comparison, task)), "",
                   f"Winner per language, {task}", text_table(*winners_table(comparison, task))]
     if len(comparison.task_means):
@@ -43,17 +67,17 @@ def markdown_report(comparison: Comparison, plots: dict[str, dict[str, str]]) ->
              f"- tracking URI: `{comparison.tracking_uri}`",
              f"- written: {datetime.now().isoformat(timespec='seconds')}",
              f"- baseline per task: {baselines}",
-             (f"- ΔF1 = F1(run) − F1(baseline) on the same dev rows (joined on `id`); 95 % CI from a paired "
-              f"bootstrap with {comparison.n_resamples} resamples; P(better) = share of resamples where the run "
-              "wins. Runs whose dev rows differ from the baseline's get no delta."), "",
+             f"- {delta_legend(comparison)}", "",
              "## Runs", "", markdown_table(*run_table(comparison))]
+    if comparison.has_seed_groups:
+        lines += ["", "## Seed groups", "", groups_legend(comparison), "", markdown_table(*groups_table(comparison))]
     if len(comparison.task_means):
         lines += ["", f"## {means_title(comparison)}", "", markdown_table(*means_table(comparison))]
     for task in comparison.per_language:
-        lines += ["", f"## Per-language F1, {task}", "",
+        lines += ["", f"## Per-language F1 on {comparison.report_role}, {task}", "",
                   "`*` = language not seen in training.", "",
                   markdown_table(*language_table(comparison, task)), "",
-                  f"Winner per language ({task}):", "", markdown_table(*winners_table(comparison, task))]
+                  f"Winner per language ({task}, chosen on dev):", "", markdown_table(*winners_table(comparison, task))]
         for kind, file in plots.get(task, {}).items():
             lines += ["", f"![{kind} {task}]({file})"]
     if comparison.notes:
@@ -69,10 +93,12 @@ def write_plots(comparison: Comparison, out_dir: Path) -> dict[str, dict[str, st
         plots[task] = {}
         if not table.empty:
             data = {label: {lang: float(v) for lang, v in row.items() if pd.notna(v)} for label, row in table.iterrows()}
-            plot_per_language_f1(data, out_dir / f"per_language_f1_{key}.png", f"{task}: dev F1 per language")
+            plot_per_language_f1(data, out_dir / f"per_language_f1_{key}.png",
+                                 f"{task}: {comparison.report_role} F1 per language")
             plots[task]["per-language F1"] = f"per_language_f1_{key}.png"
         if comparison.curves.get(task):
-            plot_pr_curves(comparison.curves[task], out_dir / f"pr_curves_{key}.png", f"{task}: dev precision-recall")
+            plot_pr_curves(comparison.curves[task], out_dir / f"pr_curves_{key}.png",
+                           f"{task}: {comparison.report_role} precision-recall")
             plots[task]["PR curves"] = f"pr_curves_{key}.png"
     return plots
 
@@ -82,6 +108,8 @@ def comparison_data(comparison: Comparison, plots: dict[str, dict[str, str]]) ->
     return {
         "title": comparison.title, "tracking_uri": comparison.tracking_uri, "baselines": comparison.baselines,
         "n_resamples": comparison.n_resamples, "parent_run_ids": comparison.parent_run_ids,
+        "report_role": comparison.report_role,
+        "groups": json.loads(comparison.groups.reindex(columns=GROUP_COLUMNS).to_json(orient="records")),
         "runs": json.loads(comparison.runs.reindex(columns=JSON_RUN_COLUMNS).to_json(orient="records")),
         "per_language": {t: json.loads(df.to_json(orient="index")) for t, df in comparison.per_language.items()},
         "winners": comparison.winners, "unseen_languages": comparison.unseen,

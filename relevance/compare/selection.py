@@ -25,9 +25,15 @@ def select_runs(client: MlflowClient, sweep: str | None = None,
     return found.runs, title, [p.info.run_id for p in found.parents]
 
 
+# params a comparison reads: seeds (groups), how each run tuned its threshold (re-tuning in the bootstrap)
+RUN_PARAMS = ("seed", "data.seed", "evaluation.threshold", "evaluation.min_rows_per_language")
+
+
 def finished_runs(runs: list[Run], title: str = "") -> tuple[pd.DataFrame, list[str]]:
-    """One row per FINISHED run, and a note naming the runs left out."""
+    """One row per FINISHED run (its tags, metrics and `RUN_PARAMS`), and a note naming the runs left out."""
     frame = runs_frame(runs)
+    for key in RUN_PARAMS:
+        frame[key] = [run.data.params.get(key) for run in runs]
     if frame.empty:
         raise RunSelectionError(f"no runs to compare in {title or 'the selection'}")
     left_out = frame[frame["status"] != "FINISHED"]

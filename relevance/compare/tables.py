@@ -1,5 +1,6 @@
 """A comparison as (header, rows) tables of formatted cells, shared by the terminal report, the
-Markdown report and the notebook."""
+Markdown report and the notebook. Metrics are the reported rows' (test, or dev without a test
+split: `Comparison.report_role`), with dev's F1 and ROC-AUC beside."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from relevance.compare.aggregates import MEAN_METRICS, mean_tasks, task_column
+from relevance.compare.aggregates import MEAN_METRICS, best_labels, mean_tasks, task_column
 from relevance.compare.comparison import Comparison
 
 Table = tuple[list[str], list[list[str]]]
-MAIN_COLUMNS = [("f1", "dev_f1"), ("precision", "dev_precision"), ("recall", "dev_recall"),
-                ("roc_auc", "dev_roc_auc"), ("unseen_f1", "dev_unseen_f1")]
+REPORTED_METRICS = [("F1", "f1"), ("precision", "precision"), ("recall", "recall"), ("ROC-AUC", "roc_auc"),
+                    ("unseen F1", "unseen_f1"), ("F1 lift", "f1_lift")]
+DEV_BESIDE = [("dev F1", "dev_f1"), ("dev ROC-AUC", "dev_roc_auc")]
 MEAN_HEADERS = {"f1": "mean F1", "precision": "mean precision", "recall": "mean recall"}
+DELTA_F1_HEADER = "ΔF1 vs baseline [95% CI]"
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -24,26 +27,53 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (float, np.floating)) else str(value)
 
 
-def _delta_text(row: pd.Series) -> str:
-    if row["delta_note"] == "baseline":
-        return "baseline"
-    if not math.isfinite(row["delta_f1"]):
+def _interval(value: float, low: float, high: float) -> str:
+    """`+0.0123 [-0.0040, +0.0290]`; `n/a` without a value."""
+    if not math.isfinite(value):
         return "n/a"
-    return f"{row['delta_f1']:+.4f} [{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]"
+    return f"{value:+.4f} [{low:+.4f}, {high:+.4f}]"
+
+
+def _delta_cells(row: pd.Series, baseline_note: str = "baseline") -> list[str]:
+    """ΔF1 [CI], ΔROC-AUC [CI], P(better): the baseline's row says so."""
+    if str(row.get("delta_note") or row.get("note") or "").startswith("baseline"):
+        return [baseline_note, "", ""]
+    return [_interval(row["delta_f1"], row["ci_low"], row["ci_high"]),
+            _interval(row["delta_roc_auc"], row["roc_auc_ci_low"], row["roc_auc_ci_high"]), _fmt(row["p_better"], 3)]
 
 
 def _language(lang: str, unseen: set[str]) -> str:
     return f"{lang}*" if lang in unseen else lang
 
 
+def metric_columns(role: str) -> list[tuple[str, str]]:
+    """(header, column) of the reported metrics, then dev's beside when reporting test."""
+    reported = [(f"{role} {header}", f"{role}_{metric}") for header, metric in REPORTED_METRICS]
+    return reported + (DEV_BESIDE if role != "dev" else [])
+
+
 def run_table(comparison: Comparison) -> Table:
-    header = ["run", "task", "mix", "F1", "precision", "recall", "ROC-AUC", "unseen F1",
-              "ΔF1 vs baseline [95% CI]", "P(better)", "run id"]
+    columns = metric_columns(comparison.report_role)
+    header = ["run", "task", "mix", *(h for h, _ in columns), DELTA_F1_HEADER, "ΔROC-AUC [95% CI]", "P(better)",
+              "run id"]
     rows = []
     for _, row in comparison.runs.sort_values(["task", "start_time"]).iterrows():
-        rows.append([row["label"], row["task"], str(row["augment"]),
-                     *(_fmt(row.get(metric)) for _, metric in MAIN_COLUMNS),
-                     _delta_text(row), _fmt(row["p_better"], 3), row["run_id"]])
+        rows.append([row["label"], row["task"], str(row["augment"]), *(_fmt(row.get(c)) for _, c in columns),
+                     *_delta_cells(row), row["run_id"]])
+    return header, rows
+
+
+def groups_table(comparison: Comparison) -> Table:
+    """One row per seed group: the mean over its seeds with a 95 % interval over rows and seeds."""
+    role = comparison.report_role
+    header = ["seed group", "task", "mix", "runs", "seeds", f"{role} F1 (mean) [95% CI]", f"{role} ROC-AUC (mean)",
+              "dev F1 (mean)", "ΔF1 vs baseline group [95% CI]", "ΔROC-AUC [95% CI]", "P(better)"]
+    rows = []
+    for _, row in comparison.groups.iterrows():
+        f1 = (f"{row['f1']:.4f} [{row['f1_ci_low']:.4f}, {row['f1_ci_high']:.4f}]"
+              if math.isfinite(row["f1_ci_low"]) else _fmt(row["f1"]))
+        rows.append([row["group"], row["task"], row["mix"], str(row["runs"]), row["seeds"], f1, _fmt(row["roc_auc"]),
+                     _fmt(row["dev_f1"]), *_delta_cells(row, "baseline group")])
     return header, rows
 
 
@@ -56,11 +86,30 @@ def language_table(comparison: Comparison, task: str) -> Table:
 
 
 def winners_table(comparison: Comparison, task: str) -> Table:
-    table = comparison.per_language[task]
+    """Per language: the best run chosen on dev, its dev F1 and (when reporting test) its test F1 (the
+    range of them when runs tie on dev)."""
+    dev = comparison.per_language_dev.get(task, comparison.per_language[task])
+    reported = comparison.per_language[task]
+    role = comparison.report_role
     unseen = set(comparison.unseen.get(task, []))
-    rows = [[_language(lang, unseen), winner, _fmt(table[lang].max(), 3)]
-            for lang, winner in comparison.winners[task].items()]
-    return ["language", "best run", "F1"], rows
+    header = ["language", "best run (on dev)", "dev F1"] + ([f"{role} F1"] if role != "dev" else [])
+    rows = []
+    for lang, winner in comparison.winners[task].items():
+        row = [_language(lang, unseen), winner, _fmt(dev[lang].max(), 3)]
+        if role != "dev":
+            row.append(_values_text([reported.at[label, lang] for label in best_labels(dev, lang)
+                                     if lang in reported.columns and label in reported.index]))
+        rows.append(row)
+    return header, rows
+
+
+def _values_text(values: list[float]) -> str:
+    """One value, or the range of several (the reported F1s of runs tied on dev)."""
+    values = [float(v) for v in values if pd.notna(v)]
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    return _fmt(low, 3) if math.isclose(low, high) else f"{low:.3f}–{high:.3f}"
 
 
 def means_title(comparison: Comparison) -> str:

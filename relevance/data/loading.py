@@ -1,8 +1,14 @@
-"""From the `data` config to the run's training and dev tables."""
+"""From the `data` config to the run's tables, one per role: training rows; dev rows (early
+stopping, threshold, selection); test rows, when configured, only for reporting.
+
+`data.seed` fixes every split and subsample, so runs that differ only by the model's `seed`
+see the same dev and test rows (their predictions pair row by row in `relevance.compare`).
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,27 +31,49 @@ class Splits:
     train_path: Path
     dev_path: Path  # the training file itself when dev was split from it
     null_targets: int  # rows whose target was null, handled by data.null_target
+    test: Dataset | None = None  # reported only: never tunes, stops or selects anything
+    test_path: Path | None = None  # the dev file itself when test was carved from dev
+
+    def evaluation_tables(self) -> dict[str, Dataset]:
+        """The rows scored after training, by role: dev, then test when the run has one."""
+        return {"dev": self.dev, **({"test": self.test} if self.test is not None else {})}
+
+    def evaluation_languages(self) -> list[str]:
+        """Languages of dev and test rows (what strategies such as `translated` target)."""
+        return sorted({lang for table in self.evaluation_tables().values() for lang in table["language"]})
+
+    def transform_evaluation_inputs(self, transform: Callable[[Dataset], Dataset]) -> None:
+        """Rewrite dev's and test's inputs as training's were (an input-side strategy, e.g. the pivot)."""
+        self.dev = transform(self.dev)
+        if self.test is not None:
+            self.test = transform(self.test)
 
 
-def load_splits(data_cfg: DictConfig, task_cfg: DictConfig, seed: int) -> Splits:
-    """Read (or, for the demo, generate then read) the training and dev tables of the task."""
+def load_splits(data_cfg: DictConfig, task_cfg: DictConfig) -> Splits:
+    """Read (or, for the demo, generate then read) the task's tables: training, dev and, when
+    `data.test_file` or `data.test_fraction` is set, test. Splits and subsamples follow `data.seed`."""
     if data_cfg.generate is not None:
         gen = data_cfg.generate
         write_demo_data(data_cfg.dir, task_cfg, seed=gen.seed, train_rows=gen.train_rows, dev_rows=gen.dev_rows)
+    seed = data_cfg.seed
     paths = data_file_paths(data_cfg)
     train_path = paths["train"]
     read = lambda path: read_jsonl(path, task_cfg, null_target=data_cfg.null_target,  # noqa: E731
                                    languages=data_cfg.languages)
-    train_read = read(train_path)
-    null_targets = train_read.null_targets
+    reads = {role: read(path) for role, path in paths.items()}
+    null_targets = sum(r.null_targets for r in reads.values())
     if "dev" in paths:
         dev_path = paths["dev"]
-        dev_read = read(dev_path)
-        train, dev = train_read.dataset, dev_read.dataset
-        null_targets += dev_read.null_targets
+        train, dev = reads["train"].dataset, reads["dev"].dataset
     else:
         dev_path = train_path
-        train, dev = grouped_split(train_read.dataset, data_cfg.dev_fraction, seed)
+        train, dev = grouped_split(reads["train"].dataset, data_cfg.dev_fraction, seed)
+    test, test_path = None, None
+    if "test" in paths:
+        test, test_path = reads["test"].dataset, paths["test"]
+    elif data_cfg.test_fraction is not None:
+        dev, test = grouped_split(dev, data_cfg.test_fraction, seed)
+        test_path = dev_path
     if null_targets:
         log.warning("%d rows had a null %s (policy: %s)", null_targets, task_cfg.target_field,
                     data_cfg.null_target)
@@ -53,7 +81,10 @@ def load_splits(data_cfg: DictConfig, task_cfg: DictConfig, seed: int) -> Splits
     dev = stratified_subsample(dev, data_cfg.max_dev_rows, seed)
     require_both_labels(train, train_path, "training rows", "a classifier cannot learn from one label")
     require_both_labels(dev, dev_path, "dev rows", "F1, ROC-AUC and the tuned threshold would mean nothing")
-    return Splits(train, dev, train_path, dev_path, null_targets)
+    if test is not None:
+        test = stratified_subsample(test, data_cfg.max_test_rows, seed)
+        require_both_labels(test, test_path, "test rows", "test F1 and ROC-AUC would mean nothing")
+    return Splits(train, dev, train_path, dev_path, null_targets, test, test_path)
 
 
 def require_both_labels(table: Dataset, path: Path, what: str, why: str) -> None:
@@ -89,10 +120,13 @@ def stratified_subsample(table: Dataset, max_rows: int | None, seed: int) -> Dat
 
 
 def data_file_paths(data_cfg: DictConfig) -> dict[str, Path]:
-    """`{"train": path, "dev": path}`: the files `load_splits` reads (no "dev" when dev is split
-    from the training file). For the demo data they exist only once `load_splits` generated them."""
+    """`{"train": path, "dev": path, "test": path}`: the files `load_splits` reads (no "dev" when dev
+    is split from the training file, no "test" without `data.test_file`). For the demo data they
+    exist only once `load_splits` generated them."""
     data_dir = Path(data_cfg.dir)
     paths = {"train": data_dir / data_cfg.train_file}
     if data_cfg.dev_file:
         paths["dev"] = data_dir / data_cfg.dev_file
+    if data_cfg.get("test_file"):  # older run configs have no test_file
+        paths["test"] = data_dir / data_cfg.test_file
     return paths

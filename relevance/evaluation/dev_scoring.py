@@ -1,4 +1,5 @@
-"""Dev scored once per evaluation, through the loop `relevance.predict` uses.
+"""Dev scored once per evaluation, through the loop `relevance.predict` uses (and the test split,
+once, after training).
 
 At the end of every epoch the callback scores dev with `score_rows` (same batches, same
 dtype, same kernels as `predict`) and logs the epoch's metrics; when training ends right
@@ -38,11 +39,15 @@ class DevScorer(TrainerCallback):
         self.passes = 0  # how many times dev was scored, for tests and logs
 
     def score(self, step: int) -> np.ndarray:
-        self.scores = score_rows(self.loaded.model, self.loaded.head, self.loaded.tokenizer, self.encoded,
-                                 self.batch_size, self.max_tokens)
+        self.scores = self.score_table(self.encoded)
         self.scored_at_step = step
         self.passes += 1
         return self.scores
+
+    def score_table(self, encoded) -> np.ndarray:
+        """Scores of another encoded table (the test split), batched as dev's: not logged, not kept."""
+        return score_rows(self.loaded.model, self.loaded.head, self.loaded.tokenizer, encoded, self.batch_size,
+                          self.max_tokens)
 
     def on_epoch_end(self, args, state, control, **kwargs):
         if not len(self.encoded):

@@ -2,7 +2,10 @@
 
 The competition metric is F1 of the positive class (label 1, "relevant").
 ``scores`` are probabilities of the positive class; a row is predicted
-positive when ``score >= threshold``.
+positive when ``score >= threshold``. A threshold is one number, or one per
+row (per-language thresholds: `relevance.evaluation.threshold.Thresholds`).
+Every F1 comes with the F1 of predicting everything relevant (``f1_all_relevant``,
+what a model that learned nothing scores) and the lift over it (``f1_lift``).
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 
 __all__ = [
     "binary_metrics",
+    "f1_all_relevant",
     "per_language_metrics",
     "evaluation_report",
     "flatten_for_logging",
 ]
+
+ThresholdLike = float | np.ndarray  # one threshold, or one per row
 
 # Per-language / seen / unseen blocks are logged with this subset to keep the
 # number of MLflow metrics manageable (overall gets every key).
@@ -45,26 +51,55 @@ def _check_inputs(labels: Any, scores: Any, name: str = "scores") -> tuple[np.nd
     return y.astype(np.int64), s
 
 
-def binary_metrics(labels: Any, scores: Any, threshold: float) -> dict[str, float]:
+def _row_thresholds(threshold: ThresholdLike, n: int) -> np.ndarray:
+    """The threshold of each of `n` rows."""
+    t = np.asarray(threshold, dtype=np.float64)
+    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] != n):
+        raise ValueError(f"threshold must be one number or one per row ({n}), got shape {t.shape}")
+    return np.broadcast_to(t, (n,))
+
+
+def f1_from_counts(tp: Any, predicted_positive: Any, positives: Any) -> np.ndarray:
+    """2TP / (predicted positive + actual positive), elementwise; 0 without a true positive
+    (sklearn's zero_division=0). Integer counts keep equal F1s exactly equal."""
+    tp = np.asarray(tp)
+    denom = np.asarray(predicted_positive) + np.asarray(positives)
+    return np.where(tp > 0, 2.0 * tp / np.where(denom > 0, denom, 1), 0.0)
+
+
+def f1_all_relevant(labels: Any) -> float:
+    """F1 of predicting every row relevant: 2P / (2P + N), the floor a useful model beats."""
+    y = np.asarray(labels).ravel()
+    positives = float(np.sum(y == 1))
+    return 2 * positives / (2 * positives + float(np.sum(y == 0))) if positives else 0.0
+
+
+def binary_metrics(labels: Any, scores: Any, threshold: ThresholdLike) -> dict[str, float]:
     """Positive-class metrics at ``threshold`` (all values are plain floats).
 
-    ``roc_auc`` is NaN when only one class is present in ``labels``.
+    ``roc_auc`` is NaN when only one class is present in ``labels``; ``threshold`` is NaN
+    when the rows have different thresholds (per language).
     """
     y, s = _check_inputs(labels, scores)
-    pred = (s >= threshold).astype(np.int64)
+    t = _row_thresholds(threshold, y.shape[0])
+    pred = (s >= t).astype(np.int64)
     if np.unique(y).size < 2:
         auc = float("nan")
     else:
         auc = float(roc_auc_score(y, s))
+    f1 = float(f1_score(y, pred, pos_label=1, zero_division=0))
+    floor = f1_all_relevant(y)
     return {
-        "f1": float(f1_score(y, pred, pos_label=1, zero_division=0)),
+        "f1": f1,
         "precision": float(precision_score(y, pred, pos_label=1, zero_division=0)),
         "recall": float(recall_score(y, pred, pos_label=1, zero_division=0)),
         "accuracy": float(accuracy_score(y, pred)),
         "roc_auc": auc,
         "positive_rate": float(pred.mean()),
         "support": float(y.shape[0]),
-        "threshold": float(threshold),
+        "threshold": float(t[0]) if np.all(t == t[0]) else float("nan"),
+        "f1_all_relevant": floor,
+        "f1_lift": f1 - floor,
     }
 
 
@@ -76,15 +111,16 @@ def _languages_array(languages: Any, n: int) -> np.ndarray:
 
 
 def per_language_metrics(
-    labels: Any, scores: Any, languages: Any, threshold: float
+    labels: Any, scores: Any, languages: Any, threshold: ThresholdLike
 ) -> dict[str, dict[str, float]]:
     """``binary_metrics`` for each language, keyed and ordered by language code."""
     y, s = _check_inputs(labels, scores)
     langs = _languages_array(languages, y.shape[0])
+    t = _row_thresholds(threshold, y.shape[0])
     out: dict[str, dict[str, float]] = {}
     for lang in sorted(set(langs.tolist())):
         mask = langs == lang
-        out[lang] = binary_metrics(y[mask], s[mask], threshold)
+        out[lang] = binary_metrics(y[mask], s[mask], t[mask])
     return out
 
 
@@ -92,7 +128,7 @@ def evaluation_report(
     labels: Any,
     scores: Any,
     languages: Any,
-    threshold: float,
+    threshold: ThresholdLike,
     train_languages: Iterable[str],
 ) -> dict[str, Any]:
     """Overall, per-language and seen/unseen-language metrics.
@@ -102,17 +138,18 @@ def evaluation_report(
     """
     y, s = _check_inputs(labels, scores)
     langs = _languages_array(languages, y.shape[0])
+    t = _row_thresholds(threshold, y.shape[0])
     train = {str(x) for x in train_languages}
     unseen_langs = sorted(set(langs.tolist()) - train)
     unseen_set = set(unseen_langs)
     unseen_mask = np.fromiter((lang in unseen_set for lang in langs), dtype=bool, count=langs.shape[0])
 
     def _subset(mask: np.ndarray) -> dict[str, float] | None:
-        return binary_metrics(y[mask], s[mask], threshold) if mask.any() else None
+        return binary_metrics(y[mask], s[mask], t[mask]) if mask.any() else None
 
     return {
-        "overall": binary_metrics(y, s, threshold),
-        "per_language": per_language_metrics(y, s, langs, threshold),
+        "overall": binary_metrics(y, s, t),
+        "per_language": per_language_metrics(y, s, langs, t),
         "unseen_languages": unseen_langs,
         "unseen": _subset(unseen_mask),
         "seen": _subset(~unseen_mask),

@@ -50,7 +50,13 @@ def _pr_points(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, fl
     return precision, recall, ap
 
 
-def _operating_point(y: np.ndarray, s: np.ndarray, threshold: float) -> tuple[float, float]:
+def _threshold_text(threshold: Any) -> str:
+    """`threshold=0.437`, or `per-language thresholds` when rows have different ones."""
+    t = np.asarray(threshold, dtype=np.float64)
+    return f"threshold={float(t.flat[0]):.3f}" if np.all(t == t.flat[0]) else "per-language thresholds"
+
+
+def _operating_point(y: np.ndarray, s: np.ndarray, threshold: Any) -> tuple[float, float]:
     pred = s >= threshold
     tp = float(np.sum(pred & (y == 1)))
     precision = tp / pred.sum() if pred.any() else 0.0
@@ -69,9 +75,10 @@ def _style_pr_axes(ax: Any, title: str) -> None:
 
 
 def plot_confusion_matrix(
-    labels: Any, scores: Any, threshold: float, path: str | os.PathLike[str], title: str
+    labels: Any, scores: Any, threshold: Any, path: str | os.PathLike[str], title: str
 ) -> Path:
-    """Confusion matrix (rows = true, columns = predicted) with annotated counts."""
+    """Confusion matrix (rows = true, columns = predicted) with annotated counts; `threshold` is
+    one number or one per row."""
     y, s = _check_inputs(labels, scores)
     cm = confusion_matrix(y, (s >= threshold).astype(np.int64), labels=[0, 1])
     fig = _new_figure((4.5, 4.0))
@@ -89,7 +96,7 @@ def plot_confusion_matrix(
     ax.set_yticks([0, 1], labels=list(_CLASS_NAMES))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{title}\n(threshold={threshold:.3f})")
+    ax.set_title(f"{title}\n({_threshold_text(threshold)})")
     return _save(fig, path)
 
 
@@ -98,9 +105,10 @@ def plot_pr_curve(
     scores: Any,
     path: str | os.PathLike[str],
     title: str,
-    threshold: float | None = None,
+    threshold: Any = None,
 ) -> Path:
-    """Precision-recall curve with AP in the legend; marks the operating point."""
+    """Precision-recall curve with AP in the legend; marks the operating point (`threshold`: one
+    number or one per row)."""
     y, s = _check_inputs(labels, scores)
     precision, recall, ap = _pr_points(y, s)
     fig = _new_figure((5.0, 4.5))
@@ -109,7 +117,7 @@ def plot_pr_curve(
     ax.axhline(float(y.mean()), color="grey", linestyle=":", label=f"base rate={y.mean():.3f}")
     if threshold is not None:
         p, r = _operating_point(y, s, threshold)
-        ax.plot([r], [p], "o", color="red", label=f"threshold={threshold:.3f} (P={p:.3f}, R={r:.3f})")
+        ax.plot([r], [p], "o", color="red", label=f"{_threshold_text(threshold)} (P={p:.3f}, R={r:.3f})")
     _style_pr_axes(ax, title)
     return _save(fig, path)
 

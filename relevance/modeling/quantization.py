@@ -10,29 +10,14 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 from transformers import BitsAndBytesConfig
 
+from relevance.hardware import CPU_BF16_FLAGS, cpu_bf16_units
+
 log = logging.getLogger(__name__)
-
-# CPU instructions that multiply bf16 matrices natively (Intel AMX tiles, AVX512-BF16 dot
-# products); without them PyTorch emulates bf16 matmuls through fp32, and bf16 is slower.
-CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
-
-
-@functools.cache
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The CPU feature flags the kernel reports (Linux); elsewhere, PyTorch's own cpuinfo probe."""
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.partition(":")[2].split())
-    probes = {"amx_bf16": torch.cpu._is_amx_tile_supported, "avx512_bf16": torch.cpu._is_avx512_bf16_supported}
-    return frozenset(flag for flag, supported in probes.items() if supported())
-
 
 def choose_compute_dtype(name: str, flags: set[str] | frozenset[str] | None = None) -> tuple[torch.dtype, str]:
     """The dtype matmuls run in, and why (logged with the run).
@@ -42,7 +27,7 @@ def choose_compute_dtype(name: str, flags: set[str] | frozenset[str] | None = No
     than fp32 there); fp32 everywhere else. `flags` overrides the CPU's flags (tests)."""
     if name != "auto":
         dtype = getattr(torch, name)
-        if dtype != torch.float32 and not torch.cuda.is_available() and not _cpu_bf16_units(flags):
+        if dtype != torch.float32 and not torch.cuda.is_available() and not cpu_bf16_units(flags):
             log.warning("quant.compute_dtype=%s on a CPU without native bf16 matrix units is slower than float32", name)
         return dtype, f"set explicitly: quant.compute_dtype={name}"
     if torch.cuda.is_available():
@@ -50,14 +35,10 @@ def choose_compute_dtype(name: str, flags: set[str] | frozenset[str] | None = No
         if torch.cuda.is_bf16_supported():
             return torch.bfloat16, f"auto: CUDA GPU {gpu} supports bf16"
         return torch.float32, f"auto: CUDA GPU {gpu} has no bf16 support"
-    found = _cpu_bf16_units(flags)
+    found = cpu_bf16_units(flags)
     if found:
         return torch.bfloat16, f"auto: CPU has native bf16 matrix units ({', '.join(found)})"
     return torch.float32, f"auto: CPU has no native bf16 matrix units (none of {', '.join(CPU_BF16_FLAGS)})"
-
-
-def _cpu_bf16_units(flags: set[str] | frozenset[str] | None) -> list[str]:
-    return sorted(set(CPU_BF16_FLAGS) & (cpu_flags() if flags is None else flags))
 
 
 def resolve_compute_dtype(name: str) -> torch.dtype:

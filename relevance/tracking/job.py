@@ -1,5 +1,9 @@
 """How one `relevance.train` job runs under tracking (lightning-hydra-template's `task_wrapper`).
 
+Every job: the signals in `tracking.stop_signals` (SIGTERM, SLURM's SIGUSR1) stop it as a
+KILLED run, after a checkpoint when training (relevance.runtime, relevance.training.checkpoints);
+the process exits with 128 + the signal's number, and a re-run continues the same run.
+
 Single run: validate, train; errors propagate (non-zero exit with the message).
 Multirun job (`-m`, any sweeper or launcher):
   * resume: with `tracking.resume=true` (the default) a job whose run identity (config,
@@ -10,6 +14,7 @@ Multirun job (`-m`, any sweeper or launcher):
   * an error is logged and the job returns a "failed" value instead of raising, so one
     bad job never takes the sweep down (its MLflow run is FAILED with the error already):
     NaN for Hydra's basic sweeper, -inf for Optuna (which rejects NaN);
+  * a stop signal is not a failure: the job is recorded "killed" and the sweep stops;
   * what happened is written to `relevance_job.json` in the job's folder, for the sweep
     parent's summary (relevance.tracking.job_record).
 """
@@ -25,9 +30,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from relevance.runtime import RunInterrupted, stop_on_signals
 from relevance.tracking.identity import run_identity
+from relevance.tracking.interrupted import identity_runs
 from relevance.tracking.job_record import write_job_record
 from relevance.tracking.resume import find_finished_run, finished_run_metric
+from relevance.tracking.store import tracking_client
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +53,14 @@ def run_job(cfg: DictConfig, validate: Callable[[DictConfig], None],
     hydra_cfg = HydraConfig.get()
     if hydra_cfg.mode != RunMode.MULTIRUN:
         validate(cfg)
+        stop_on_signals(cfg.tracking.stop_signals)
         return train(cfg).metrics[OBJECTIVE]
     output_dir = Path(hydra_cfg.runtime.output_dir)
     job = {"overrides": list(hydra_cfg.overrides.task), "job_num": hydra_cfg.job.num}
     stage = "setup"  # failures before the job's MLflow run exists
     try:
         validate(cfg)
+        stop_on_signals(cfg.tracking.stop_signals)  # in the job's own process (a joblib worker too)
         job["experiment_name"] = str(cfg.tracking.experiment_name)
         if cfg.tracking.resume:
             reused = _reuse_finished_run(cfg)
@@ -60,6 +70,9 @@ def run_job(cfg: DictConfig, validate: Callable[[DictConfig], None],
                 return value
         stage = "training"
         result = train(cfg)
+    except RunInterrupted as stop:
+        write_job_record(output_dir, "killed", stage=stage, error=stop.reason, **job)
+        raise
     except Exception as exc:
         log.exception("job %s failed; the sweep goes on", hydra_cfg.job.num)
         write_job_record(output_dir, "failed", stage=stage, error=f"{type(exc).__name__}: {exc}"[:5000], **job)
@@ -72,6 +85,7 @@ def run_job(cfg: DictConfig, validate: Callable[[DictConfig], None],
 def _reuse_finished_run(cfg: DictConfig) -> tuple[str, float] | None:
     """(run id, objective) of a FINISHED run with this job's identity, or None."""
     identity = run_identity(cfg)
+    identity_runs(tracking_client(cfg.tracking.tracking_uri), cfg.tracking, identity.digest)  # ends vanished ones
     run_id = find_finished_run(cfg.tracking, identity.digest)
     if run_id is None:
         return None

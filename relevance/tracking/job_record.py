@@ -2,8 +2,9 @@
 
 Written by the job (relevance.tracking.job), read back by the sweep callback for the
 parent's summary: finished (its run id), skipped (the identical FINISHED run it reused;
-no child run exists for it) or failed (the error, and the stage: "setup" failures happen
-before the job's MLflow run exists, so the record is the only trace of them).
+no child run exists for it), failed (the error, and the stage: "setup" failures happen
+before the job's MLflow run exists, so the record is the only trace of them) or killed
+(a stop signal stopped it: the reason).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ JOB_RECORD_FILE = "relevance_job.json"
 
 
 def write_job_record(output_dir: str | Path, status: str, **fields: Any) -> Path:
-    """What one sweep job did (finished | skipped | failed), for the parent's summary."""
+    """What one sweep job did (finished | skipped | failed | killed), for the parent's summary."""
     record = {"status": status, "parent_run_id": os.environ.get(PARENT_RUN_ENV), "time": time.time(), **fields}
     path = Path(output_dir) / JOB_RECORD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

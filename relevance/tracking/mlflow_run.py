@@ -1,4 +1,5 @@
-"""One MLflow run per training job: params, tags, metrics, datasets, artifacts."""
+"""One MLflow run per training job: params, tags, metrics, datasets, artifacts; its end
+(FINISHED, FAILED, KILLED with the reason), its heartbeat, and its continuation after a kill."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import os
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,20 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from relevance.runtime import RunInterrupted
+from relevance.tracking.heartbeat import Heartbeat, liveness_tags
+from relevance.tracking.store import tracking_client
+from relevance.tracking.tags import (KILL_REASON_TAG, PREVIOUS_PARENT_TAG, RESUMED_AFTER_TAG,
+                                     RESUMED_FROM_STEP_TAG)
+
 log = logging.getLogger(__name__)
 
 MAX_PARAMS_PER_CALL = 100
 MAX_PARAM_VALUE = 6000
 PARENT_RUN_ENV = "RELEVANCE_PARENT_RUN_ID"  # set by the sweep callback; MLFLOW_RUN_ID would resume that run instead
 GROUP_TAGS = ("model", "task", "data", "quant", "peft", "head", "trainer")
+PARENT_TAG = "mlflow.parentRunId"
+DEFAULT_HEARTBEAT_SECONDS = 30.0  # tracking.heartbeat_seconds
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -95,40 +105,89 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_location:
         return experiment.experiment_id
 
 
-class TrackedRun:
-    """Context manager around one MLflow run. Ends FINISHED, or FAILED with the error
-    as a tag and the traceback as an artifact, so a crash never leaves a run RUNNING."""
+@dataclass(frozen=True)
+class Resume:
+    """Continue this KILLED run (relevance.tracking.interrupted) from this optimizer step (0: the start)."""
 
-    def __init__(self, tracking_cfg: DictConfig, run_name: str, tags: dict[str, str]):
+    run_id: str
+    step: int = 0
+
+
+class TrackedRun:
+    """Context manager around one MLflow run, new or continued (`resume`). While open, a
+    heartbeat thread keeps its `relevance.heartbeat` tag fresh (relevance.tracking.heartbeat).
+    Ends FINISHED; FAILED on an error, with it as a tag and the traceback as an artifact;
+    KILLED on a stop signal or an interrupt, with the reason (`relevance.kill_reason`): a
+    run never stays RUNNING once its process ends."""
+
+    def __init__(self, tracking_cfg: DictConfig, run_name: str, tags: dict[str, str], resume: Resume | None = None):
         mlflow.set_tracking_uri(tracking_cfg.tracking_uri)
-        self.client = MlflowClient(tracking_cfg.tracking_uri)
+        self.client = tracking_client(tracking_cfg.tracking_uri)
         self.experiment_id = get_or_create_experiment(
             self.client, tracking_cfg.experiment_name, tracking_cfg.artifact_location)
         self.run_name = run_name
         self.tags = dict(tags)
         parent = os.environ.get(PARENT_RUN_ENV)
         if parent:
-            self.tags["mlflow.parentRunId"] = parent
+            self.tags[PARENT_TAG] = parent
+        self.resume = resume
+        self.heartbeat_seconds = float(tracking_cfg.get("heartbeat_seconds") or DEFAULT_HEARTBEAT_SECONDS)
         self.run_id: str | None = None
+        self._heartbeat: Heartbeat | None = None
+        self._logged_params: dict[str, str] = {}  # a continued run's params: logged once, never changed
+        self._logged_datasets: set[tuple[str, str]] = set()
 
     def __enter__(self) -> "TrackedRun":
-        run = self.client.create_run(self.experiment_id, run_name=self.run_name, tags=self.tags)
-        self.run_id = run.info.run_id
-        log.info("MLflow run %s (%s) in experiment %s", self.run_id, self.run_name, self.experiment_id)
+        if self.resume is None:
+            run = self.client.create_run(self.experiment_id, run_name=self.run_name,
+                                         tags={**self.tags, **liveness_tags()})
+            self.run_id = run.info.run_id
+            log.info("MLflow run %s (%s) in experiment %s", self.run_id, self.run_name, self.experiment_id)
+        else:
+            self._continue(self.resume)
+        self._heartbeat = Heartbeat(self.client, lambda: [self.run_id], self.heartbeat_seconds).start()
         return self
 
+    def _continue(self, resume: Resume) -> None:
+        """The KILLED run RUNNING again, here, tagged with where it resumes from and after what;
+        a sweep re-run adopts it as a child of its own parent."""
+        run = self.client.get_run(resume.run_id)
+        self.run_id, self.run_name = resume.run_id, run.info.run_name
+        self._logged_params = dict(run.data.params)
+        self._logged_datasets = {(i.dataset.name, i.dataset.digest) for i in run.inputs.dataset_inputs}
+        old = run.data.tags
+        tags = {**self.tags, **liveness_tags(), RESUMED_FROM_STEP_TAG: str(resume.step),
+                RESUMED_AFTER_TAG: old.get(KILL_REASON_TAG, "interrupted")}
+        if old.get(PARENT_TAG) and tags.get(PARENT_TAG, old[PARENT_TAG]) != old[PARENT_TAG]:
+            tags[PREVIOUS_PARENT_TAG] = old[PARENT_TAG]
+        self.client.update_run(self.run_id, status="RUNNING")
+        self.set_tags(tags)
+        if KILL_REASON_TAG in old:
+            self.client.delete_tag(self.run_id, KILL_REASON_TAG)
+        log.info("MLflow run %s (%s) continues from step %d after: %s", self.run_id, self.run_name, resume.step,
+                 tags[RESUMED_AFTER_TAG])
+
     def __exit__(self, exc_type, exc, tb) -> bool:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         if exc is None:
             self.client.set_terminated(self.run_id, "FINISHED")
-            return False
-        message = f"{exc_type.__name__}: {exc}"
-        self.client.set_tag(self.run_id, "error", message[:5000])
-        self.client.log_text(self.run_id, "".join(traceback.format_exception(exc_type, exc, tb)), "error.txt")
-        self.client.set_terminated(self.run_id, "FAILED")
+        elif isinstance(exc, Exception):
+            message = f"{exc_type.__name__}: {exc}"
+            self.client.set_tag(self.run_id, "error", message[:5000])
+            self.client.log_text(self.run_id, "".join(traceback.format_exception(exc_type, exc, tb)), "error.txt")
+            self.client.set_terminated(self.run_id, "FAILED")
+        else:  # a stop signal (RunInterrupted), Ctrl-C, sys.exit
+            reason = exc.reason if isinstance(exc, RunInterrupted) else f"{exc_type.__name__}: {exc}".rstrip(": ")
+            self.client.set_tag(self.run_id, KILL_REASON_TAG, reason[:5000])
+            self.client.set_terminated(self.run_id, "KILLED")
+            log.warning("MLflow run %s KILLED: %s", self.run_id, reason)
         return False
 
     def log_params(self, params: dict[str, Any]) -> None:
-        items = [Param(k, _param_value(v)) for k, v in params.items()]
+        """Batched; a continued run keeps the params it has (MLflow never changes one: only
+        storage paths, such as the new output folder, can differ between the same identity's jobs)."""
+        items = [Param(k, _param_value(v)) for k, v in params.items() if k not in self._logged_params]
         for start in range(0, len(items), MAX_PARAMS_PER_CALL):
             self.client.log_batch(self.run_id, params=items[start:start + MAX_PARAMS_PER_CALL])
 
@@ -160,4 +219,6 @@ class TrackedRun:
         dataset = mlflow.data.from_pandas(frame, source=source, name=name,
                                           targets="label" if "label" in frame.columns else None)
         entity = dataset._to_mlflow_entity()
+        if (entity.name, entity.digest) in self._logged_datasets:  # a continued run has it already
+            return
         self.client.log_inputs(self.run_id, [DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])])

@@ -4,21 +4,22 @@ Identity is the `relevance.run_identity` tag every run carries (config, data con
 package and strategy versions: relevance.tracking.identity), looked up in the job's own
 experiment. FAILED, KILLED or still RUNNING runs never count, so re-running a sweep
 retries exactly the jobs that did not finish, and trains again those whose data or code
-changed.
+changed. (A KILLED run is continued rather than trained again: relevance.tracking.training_run.)
 """
 
 from __future__ import annotations
 
 import math
 
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from relevance.tracking.store import tracking_client
 from relevance.tracking.tags import RUN_IDENTITY_TAG
+
 
 def find_finished_run(tracking_cfg: DictConfig, identity: str) -> str | None:
     """The newest FINISHED run of `tracking_cfg.experiment_name` with this run identity, or None."""
-    client = MlflowClient(tracking_cfg.tracking_uri)
+    client = tracking_client(tracking_cfg.tracking_uri)
     experiment = client.get_experiment_by_name(tracking_cfg.experiment_name)
     if experiment is None:
         return None
@@ -31,5 +32,5 @@ def find_finished_run(tracking_cfg: DictConfig, identity: str) -> str | None:
 
 def finished_run_metric(tracking_cfg: DictConfig, run_id: str, metric: str) -> float:
     """The run's logged value of `metric` (NaN when it never logged it)."""
-    value = MlflowClient(tracking_cfg.tracking_uri).get_run(run_id).data.metrics.get(metric)
+    value = tracking_client(tracking_cfg.tracking_uri).get_run(run_id).data.metrics.get(metric)
     return float(value) if value is not None else math.nan

@@ -18,8 +18,7 @@ from mlflow.tracking import MlflowClient
 from relevance.tracking.mlflow_run import search_all
 from relevance.tracking.tags import CONFIG_HASH_TAG, REUSED_TAG, SWEEP_ID_TAG, SWEEP_TAG
 
-PREDICTIONS_ARTIFACT = "evaluation/dev_predictions.jsonl"
-LANGUAGE_METRIC = re.compile(r"^dev_f1_lang_(.+)$")
+PREDICTIONS_ARTIFACT = "evaluation/{role}_predictions.jsonl"  # role: dev, or test when the run has a test split
 
 
 class RunSelectionError(LookupError):
@@ -114,17 +113,19 @@ def runs_frame(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def language_columns(frame: pd.DataFrame) -> list[str]:
-    """Language codes with a `dev_f1_lang_<code>` metric in any run, sorted."""
-    return sorted(m.group(1) for c in frame.columns if (m := LANGUAGE_METRIC.match(str(c))))
+def language_columns(frame: pd.DataFrame, role: str = "dev") -> list[str]:
+    """Language codes with a `<role>_f1_lang_<code>` metric in any run, sorted."""
+    pattern = re.compile(rf"^{role}_f1_lang_(.+)$")
+    return sorted(m.group(1) for c in frame.columns if (m := pattern.match(str(c))))
 
 
-def load_predictions(client: MlflowClient, run_id: str, work_dir: str | Path | None = None) -> pd.DataFrame:
-    """The run's dev rows with `score` and `prediction` (evaluation/dev_predictions.jsonl)."""
+def load_predictions(client: MlflowClient, run_id: str, work_dir: str | Path | None = None,
+                     role: str = "dev") -> pd.DataFrame:
+    """The run's `role` rows (dev, test) with `score` and `prediction` (evaluation/<role>_predictions.jsonl)."""
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="relevance-predictions-"))
     target = work_dir / run_id
     target.mkdir(parents=True, exist_ok=True)
-    path = client.download_artifacts(run_id, PREDICTIONS_ARTIFACT, str(target))
+    path = client.download_artifacts(run_id, PREDICTIONS_ARTIFACT.format(role=role), str(target))
     frame = pd.read_json(path, lines=True, dtype={"id": str})
     frame["id"] = frame["id"].astype(str)
     return frame

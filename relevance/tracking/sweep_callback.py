@@ -22,7 +22,14 @@ parent from those records and its children and ends it (relevance.tracking.sweep
 FINISHED, or FAILED when every job failed (the command then exits with status 1, so CI
 notices). If the sweep itself crashes before `on_multirun_end` (an error in the sweeper,
 Ctrl-C), an `atexit` hook writes the same summary and ends the parents FAILED, so no parent
-stays RUNNING.
+stays RUNNING; when a stop signal (`tracking.stop_signals`: SIGTERM, SLURM's SIGUSR1)
+stopped it, KILLED with the reason.
+
+While the sweep runs, a heartbeat thread of the launcher process keeps its parents'
+`relevance.heartbeat` fresh. A launcher that vanished (kill -9, a lost node) cannot end its
+parents: the next sweep with the same definition ends them KILLED ("process vanished: …",
+relevance.tracking.interrupted) before opening its own, and its jobs continue the killed
+runs (relevance.tracking.training_run) as children of the new parent.
 
 A sweep logs to one tracking store (the base config's `tracking.tracking_uri`).
 """
@@ -41,12 +48,19 @@ from hydra.types import RunMode
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from relevance.runtime import stop_on_signals, stop_requested
+from relevance.tracking.heartbeat import Heartbeat
+from relevance.tracking.interrupted import end_vanished_sweep_parents
 from relevance.tracking.job_record import read_job_records
 from relevance.tracking.mlflow_run import PARENT_RUN_ENV
-from relevance.tracking.sweep_parents import new_sweep_state, parent_for_experiment, read_state, start_sweep, state_path
+from relevance.tracking.store import tracking_client
+from relevance.tracking.sweep_parents import (new_sweep_state, parent_for_experiment, read_state, start_sweep,
+                                              state_path, sweep_definition)
 from relevance.tracking.sweep_summary import finish_parent
 
 log = logging.getLogger(__name__)
+
+_HEARTBEATS: dict[str, Heartbeat] = {}  # sweep dir → its parents' heartbeat (not on the callback: Hydra pickles it)
 
 
 class MlflowSweepCallback(Callback):
@@ -68,9 +82,15 @@ class MlflowSweepCallback(Callback):
         Path(self.sweep_dir).mkdir(parents=True, exist_ok=True)
         self.previous_env = os.environ.get(PARENT_RUN_ENV)
         self.ended = False
+        stop_on_signals(config.tracking.stop_signals)
+        client = tracking_client(str(config.tracking.tracking_uri))
+        end_vanished_sweep_parents(client, sweep_definition(config), float(config.tracking.stale_after_seconds))
         parent = start_sweep(new_sweep_state(config, self.sweep_dir, outer_parent=self.previous_env))
         os.environ[PARENT_RUN_ENV] = parent
         atexit.register(self._end_if_aborted)
+        sweep_dir = self.sweep_dir
+        _HEARTBEATS[sweep_dir] = Heartbeat(client, lambda: (read_state(sweep_dir) or {}).get("parents", {}).values(),
+                                           float(config.tracking.heartbeat_seconds)).start()
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._end(aborted=False)
@@ -95,13 +115,17 @@ class MlflowSweepCallback(Callback):
             return
         self.ended = True
         atexit.unregister(self._end_if_aborted)  # a no-op when it was not registered
+        heartbeat = _HEARTBEATS.pop(self.sweep_dir, None)
+        if heartbeat is not None:
+            heartbeat.stop()
         state = read_state(self.sweep_dir) or {}
         records = read_job_records(self.sweep_dir)
+        stop = stop_requested()
         statuses = []
         for experiment, parent in state.get("parents", {}).items():
             try:
                 summary = finish_parent(MlflowClient(state["tracking_uri"]), parent, records, Path(self.sweep_dir),
-                                        aborted)
+                                        aborted, killed_reason=stop.reason if stop and aborted else None)
                 statuses.append(summary["status"])
             except Exception:
                 log.exception("could not summarise sweep parent %s (%s); ending it FAILED", parent, experiment)

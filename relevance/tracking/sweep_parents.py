@@ -6,6 +6,11 @@ follows the task (`relevance-qc`, `relevance-qi`), so a sweep over `task=qc,qi` 
 parent per experiment, all sharing the `relevance.sweep.id` tag. The mapping lives in
 `<sweep dir>/.relevance_sweep.json` (with the tracking store and the parents' names and
 tags) and changes only under a file lock, so parallel workers create a missing parent once.
+
+A parent names the machine and process of the sweep's launcher (`relevance.host`,
+`relevance.pid`), whose heartbeat keeps it fresh (relevance.tracking.sweep_callback): a
+parent left RUNNING by a launcher that vanished is ended KILLED by the next sweep with the
+same definition (relevance.tracking.interrupted).
 """
 
 from __future__ import annotations
@@ -13,14 +18,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import uuid
 from pathlib import Path
 
 from filelock import FileLock
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from relevance.tracking.heartbeat import liveness_tags
 from relevance.tracking.mlflow_run import get_or_create_experiment
+from relevance.tracking.store import tracking_client
 from relevance.tracking.tags import SWEEP_ID_TAG, SWEEP_TAG
 
 log = logging.getLogger(__name__)
@@ -75,6 +82,7 @@ def new_sweep_state(config: DictConfig, sweep_dir: str, outer_parent: str | None
         "run_name": sweep_run_name(config), "definition": sweep_definition(config),
         "sweeper": _short_target(config, "sweeper"), "launcher": _short_target(config, "launcher"),
         "outer_parent": outer_parent, "primary_experiment": str(config.tracking.experiment_name),
+        "launcher_host": socket.gethostname(), "launcher_pid": os.getpid(),
         "parents": {},
     }
 
@@ -121,11 +129,12 @@ def parent_for_experiment(sweep_dir: str, experiment: str, artifact_location: st
 
 
 def _open_parent(state: dict, experiment_name: str, artifact_location: str | None) -> str:
-    client = MlflowClient(state["tracking_uri"])
+    client = tracking_client(state["tracking_uri"])
     experiment_id = get_or_create_experiment(client, experiment_name, artifact_location)
     tags = {SWEEP_TAG: "true", SWEEP_ID_TAG: state["sweep_id"], "relevance.sweep.dir": state["sweep_dir"],
             "relevance.sweep.sweeper": state["sweeper"], "relevance.sweep.launcher": state["launcher"],
-            "relevance.sweep.definition": json.dumps(state["definition"])[:5000]}
+            "relevance.sweep.definition": json.dumps(state["definition"])[:5000],
+            **liveness_tags(state.get("launcher_host"), state.get("launcher_pid"))}
     if state.get("outer_parent"):
         tags["mlflow.parentRunId"] = state["outer_parent"]
     if state.get("parents"):

@@ -15,3 +15,12 @@ RUN_IDENTITY_TAG = "relevance.run_identity"  # the four above combined: what res
 SWEEP_TAG = "relevance.sweep"
 SWEEP_ID_TAG = "relevance.sweep.id"
 REUSED_TAG = "relevance.sweep.reused_run_ids"
+
+# a run's liveness and interruptions (relevance.tracking.heartbeat, .interrupted); training runs and sweep parents
+HEARTBEAT_TAG = "relevance.heartbeat"  # UTC time of the last heartbeat, refreshed while the process lives
+HOST_TAG = "relevance.host"  # the machine and process that run it now
+PID_TAG = "relevance.pid"
+KILL_REASON_TAG = "relevance.kill_reason"  # why a run is KILLED: a stop signal, or its process vanished
+RESUMED_FROM_STEP_TAG = "relevance.resumed_from_step"  # a KILLED run continued: from this optimizer step
+RESUMED_AFTER_TAG = "relevance.resumed_after"  # ... after this interruption (the kill reason it had)
+PREVIOUS_PARENT_TAG = "relevance.previous_parent"  # a sweep re-run moved the resumed child under its parent

@@ -11,6 +11,8 @@ from torch.utils.data import DataLoader
 from transformers import Trainer, TrainingArguments
 
 from relevance.modeling.batching import TokenBudgetBatchSampler
+from relevance.runtime import stop_at_step_boundary
+from relevance.training.checkpoints import SaveAndStopOnSignal
 
 
 @dataclass
@@ -28,7 +30,10 @@ class RelevanceTrainer(Trainer):
     The training loss of an optimizer step is the sum of its rows' losses divided by the
     rows of the whole step (all its accumulated batches): with batches of varying size
     (token budget, an epoch's last batch) every row weighs the same, as in one big batch.
-    A row's loss is multiplied by its class weight, if any."""
+    A row's loss is multiplied by its class weight, if any.
+
+    A stop signal during `train` (relevance.runtime) takes effect at the next step boundary,
+    after a checkpoint (relevance.training.checkpoints.SaveAndStopOnSignal)."""
 
     loss_is_scaled_for_ga = True  # compute_loss already divides by the step's rows
 
@@ -36,6 +41,11 @@ class RelevanceTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.head = head
         self.class_weights = class_weights
+        self.add_callback(SaveAndStopOnSignal())
+
+    def train(self, *args, **kwargs):
+        with stop_at_step_boundary():
+            return super().train(*args, **kwargs)
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         """One optimizer step's batches and its number of rows."""
@@ -88,9 +98,11 @@ def training_arguments(trainer_cfg, output_dir: str, seed: int, compute_dtype: t
         lr_scheduler_type=trainer_cfg.lr_scheduler,
         train_sampling_strategy="group_by_length" if trainer_cfg.group_by_length else "random",
         eval_strategy="no",  # dev is scored by evaluation.dev_scoring, once per epoch
-        save_strategy="epoch" if trainer_cfg.save_checkpoints else "no",
-        save_total_limit=1,
-        save_only_model=True,
+        # resumable checkpoints (optimizer, scheduler, RNG and step too: not save_only_model)
+        save_strategy=_save_strategy(trainer_cfg),
+        save_steps=trainer_cfg.checkpoint_every_steps or 500,  # used by save_strategy="steps" only
+        save_total_limit=trainer_cfg.checkpoints_kept,
+        save_only_model=False,
         logging_strategy="steps",
         logging_steps=trainer_cfg.logging_steps,
         seed=seed,
@@ -104,3 +116,9 @@ def training_arguments(trainer_cfg, output_dir: str, seed: int, compute_dtype: t
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
+
+
+def _save_strategy(trainer_cfg) -> str:
+    if not trainer_cfg.save_checkpoints:
+        return "no"
+    return "steps" if trainer_cfg.checkpoint_every_steps else "epoch"

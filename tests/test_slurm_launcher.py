@@ -1,0 +1,76 @@
+"""`hydra/launcher=slurm` (hydra-submitit-launcher) on a real one-node SLURM cluster started by
+the test (munged + slurmctld + slurmd on loopback, tests/servers.py): a 2-job sweep runs as a job
+array, and a job preempted while it runs (SIGUSR2, as SLURM signals it) is requeued by submitit
+with the same overrides, and its re-run continues the job's MLflow run to the end.
+`hydra/launcher=submitit_local` runs the same submitit path as local processes, without a cluster.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from relevance.tracking.tags import RESUMED_AFTER_TAG
+from tests.conftest import cli_env
+from tests.servers import loopback_network, slurm_cluster, wait_for
+from tests.sweep_fixtures import children_of, parents_of, run_sweep
+
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="make install (pyproject's cluster extra)")
+
+# the cluster is one node with 2 CPUs and no GPU
+CPU_JOB = ["hydra/launcher=slurm", "hydra.launcher.gpus_per_node=null", "hydra.launcher.mem_gb=null",
+           "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=30", "trainer.num_threads=1"]
+
+
+def sweep_state(root: Path):
+    client = MlflowClient(f"sqlite:///{root}/mlflow.db")
+    [parent] = parents_of(client, [e.experiment_id for e in client.search_experiments()])
+    return client.get_run(parent.info.run_id), children_of(client, parent)
+
+
+def job_logs(root: Path, pattern: str) -> str:
+    return "".join(p.read_text(errors="replace") for p in root.rglob(f".submitit/*/{pattern}"))
+
+
+@pytest.mark.slow  # a SLURM cluster, a job array and a requeue: about 75 s
+def test_a_sweep_runs_as_a_job_array_and_a_preempted_job_is_requeued(tmp_path, shared_cache):
+    with loopback_network() as netns, slurm_cluster(cpus=2, prefix=netns) as cluster:
+        # four epochs (about 10 s of training): time to preempt job 0 while it runs
+        args = ["-m", "experiment=smoke_sweep", f"paths.cache_dir={shared_cache}", "trainer.epochs=4", *CPU_JOB]
+        sweep = subprocess.Popen([*netns, sys.executable, "-m", "relevance.train", *args], cwd=tmp_path,
+                                 env={**cli_env(), **cluster.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+        try:
+            # preempt the first job once its run has started (its log names the MLflow run)
+            wait_for(lambda: "MLflow run" in job_logs(tmp_path, "*_0_0_log.*"), "job 0's MLflow run", 240)
+            array_id = cluster.run("squeue", "--noheader", "--format=%F").split()[0]
+            cluster.run("scancel", "--signal=USR2", f"{array_id}_0")
+            wait_for(lambda: "Requeued job" in job_logs(tmp_path, "*_0_0_log.*"), "the requeue", 60)
+            restarts = cluster.run("scontrol", "show", "job", f"{array_id}_0")
+            output, _ = sweep.communicate(timeout=400)
+        finally:
+            if sweep.poll() is None:
+                sweep.kill()
+    assert sweep.returncode == 0, output[-6000:]
+    assert "Restarts=1" in restarts
+
+    parent, children = sweep_state(tmp_path)
+    assert parent.data.tags["relevance.sweep.launcher"] == "SlurmLauncher"
+    assert parent.info.status == "FINISHED" and parent.data.metrics["jobs_finished"] == 2
+    # the re-run continued the preempted job's MLflow run (relevance.tracking: resume after a kill)
+    assert sorted(float(c.data.params["trainer.lr"]) for c in children) == [0.001, 0.003]
+    assert all(c.info.status == "FINISHED" for c in children)
+    preempted = next(c for c in children if float(c.data.params["trainer.lr"]) == 0.001)
+    assert RESUMED_AFTER_TAG in preempted.data.tags
+
+
+def test_submitit_local_runs_the_sweep_in_subprocesses(tmp_path, shared_cache):
+    sweep = run_sweep(tmp_path, shared_cache, "experiment=smoke_sweep", "hydra/launcher=submitit_local",
+                      "hydra.launcher.timeout_min=30", "trainer.num_threads=1")
+    assert sweep.parent.data.tags["relevance.sweep.launcher"] == "LocalLauncher"
+    assert sweep.parent.info.status == "FINISHED"
+    assert sorted(c.info.status for c in sweep.children) == ["FINISHED", "FINISHED"]
