@@ -5,7 +5,6 @@ Shared by `relevance.compare` and `notebooks/compare_runs.ipynb`.
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -23,15 +22,6 @@ PREDICTIONS_ARTIFACT = "evaluation/{role}_predictions.jsonl"  # role: dev, or te
 
 class RunSelectionError(LookupError):
     """Nothing to compare: the message says what was looked for where."""
-
-
-def default_tracking_uri(root: str | Path | None = None) -> str:
-    """The same store `relevance.train` logs to by default: $MLFLOW_TRACKING_URI, else
-    sqlite:///<root>/mlflow.db with root = $RELEVANCE_ROOT or the current directory."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    root = Path(root or os.environ.get("RELEVANCE_ROOT") or os.getcwd()).absolute()
-    return f"sqlite:///{root}/mlflow.db"
 
 
 def all_experiment_ids(client: MlflowClient) -> list[str]:
