@@ -4,7 +4,8 @@ The folder (logged to MLflow as the artifact `model/`) holds the adapter with th
 classifier head (or the full model), the tokenizer, `threshold.json` (the global threshold and the
 per-language ones, when the run tuned them), the resolved
 run config and the training languages: everything needed to rebuild the model
-exactly as training's final scoring saw it (`load_model_folder`).
+exactly as training's final scoring saw it (`load_model_folder`). Another run can start from it
+(`model.init_adapter=<run id>`: `check_init_adapter`, `fetch_init_adapter`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from relevance.evaluation.threshold import ThresholdPolicy, Thresholds, load_thresholds, save_threshold
 
@@ -66,3 +68,81 @@ def load_model_folder(model_dir: Path, cache_dir: str) -> TrainedModel:
 def download_model_folder(client: MlflowClient, run_id: str, work_dir: Path) -> Path:
     """The run's logged `model/` folder, downloaded under `work_dir`."""
     return Path(client.download_artifacts(run_id, MODEL_ARTIFACT, str(work_dir)))
+
+
+# -- starting a run from another run's adapter (model.init_adapter) ---------------------------------
+
+INIT_ADAPTER_KEY = "model.init_adapter"
+ADAPTER_CONFIG_FILE = "adapter_config.json"
+BACKBONE_KEYS = ("source", "id", "revision", "gguf_file", "tiny")  # model.*: which weights LoRA sits on
+
+
+class InitAdapterError(ValueError):
+    """`model.init_adapter` names a run whose adapter this run cannot start from."""
+
+
+def check_init_adapter(cfg: DictConfig, work_dir: Path | None = None) -> DictConfig:
+    """Check, from its run config alone (no model loads, no adapter weights download), that the run
+    `model.init_adapter` names exists, logged a LoRA adapter, and fits this run: the same backbone,
+    head and LoRA shape (rank, target modules). Returns that run's config."""
+    import tempfile
+
+    from relevance.tracking.store import tracking_client
+
+    run_id = str(cfg.model.init_adapter)
+    client = tracking_client(cfg.tracking.tracking_uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException:
+        raise InitAdapterError(f"{INIT_ADAPTER_KEY}={run_id}: no such run in {cfg.tracking.tracking_uri} (check "
+                               "the id and tracking.tracking_uri / MLFLOW_TRACKING_URI)") from None
+    logged = {item.path for item in client.list_artifacts(run_id, MODEL_ARTIFACT)}
+    for name in (RUN_CONFIG_FILE, ADAPTER_CONFIG_FILE):
+        if f"{MODEL_ARTIFACT}/{name}" not in logged:
+            what = "a LoRA adapter (it was trained with peft=none?)" if name == ADAPTER_CONFIG_FILE else "a model"
+            raise InitAdapterError(f"{INIT_ADAPTER_KEY}={run_id}: that run logged no {what} "
+                                   f"({MODEL_ARTIFACT}/{name} is missing)")
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        path = client.download_artifacts(run_id, f"{MODEL_ARTIFACT}/{RUN_CONFIG_FILE}", tmp)
+        source = OmegaConf.load(path)
+    problems = list(_init_adapter_mismatches(cfg, source))
+    if problems:
+        raise InitAdapterError(f"{INIT_ADAPTER_KEY}={run_id} cannot start this run: " + "; ".join(problems))
+    return source
+
+
+def plain(value):
+    """A config node as plain Python (lists and dicts compare by value)."""
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) else value
+
+
+def _init_adapter_mismatches(cfg: DictConfig, source: DictConfig):
+    mine = {k: plain(OmegaConf.select(cfg, f"model.{k}")) for k in BACKBONE_KEYS}
+    theirs = {k: plain(OmegaConf.select(source, f"model.{k}")) for k in BACKBONE_KEYS}
+    if mine != theirs:
+        differ = [k for k in BACKBONE_KEYS if mine[k] != theirs[k]]
+        yield (f"it fine-tuned another backbone ({', '.join(f'model.{k}={theirs[k]!r}' for k in differ)}; this run: "
+               f"{', '.join(f'model.{k}={mine[k]!r}' for k in differ)}): an adapter fits only the weights it was "
+               f"trained on (model={source.model.name} here too)")
+    for key in ("head.name", "model.classifier_head"):
+        if plain(OmegaConf.select(cfg, key)) != plain(OmegaConf.select(source, key)):
+            yield (f"its head differs ({key}={OmegaConf.select(source, key)!r}, this run: "
+                   f"{OmegaConf.select(cfg, key)!r}): use {key.split('.')[0]}={OmegaConf.select(source, key)} "
+                   f"or another run")
+    if OmegaConf.select(source, "peft.name") != "lora":
+        yield f"it trained with peft={OmegaConf.select(source, 'peft.name')}, not LoRA"
+    for key in ("peft.r", "peft.target_modules"):
+        if plain(OmegaConf.select(cfg, key)) != plain(OmegaConf.select(source, key)):
+            yield (f"its LoRA has {key}={plain(OmegaConf.select(source, key))!r}, this run "
+                   f"{plain(OmegaConf.select(cfg, key))!r}: set {key} as that run did")
+
+
+def fetch_init_adapter(cfg: DictConfig, work_dir: Path) -> Path:
+    """The model folder of the run `model.init_adapter` names, checked (`check_init_adapter`) and
+    downloaded under `work_dir`: what `load_for_training` starts LoRA and the head from."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    from relevance.tracking.store import tracking_client
+
+    check_init_adapter(cfg, work_dir)
+    client = tracking_client(cfg.tracking.tracking_uri)
+    return download_model_folder(client, str(cfg.model.init_adapter), work_dir)

@@ -24,6 +24,10 @@ class TaskNegativesConfig:
     # What makes two targets related, for negatives: a name registered in relevance/augment/negatives.py.
     # The default, word tokens shared with the positives or the query, suits any short text target.
     related_by: str = "title_tokens"
+    # Candidates that are never a negative of a query with a known positive, whatever their similarity: a
+    # name registered in relevance/augment/negatives.py (`category_family`: an ancestor, descendant or
+    # sibling of a positive category path), or null for none.
+    never_negative: Optional[str] = None
 
 
 @dataclass
@@ -58,6 +62,10 @@ class DataConfig:
     test_file: Optional[str] = None  # a labelled file scored only for reporting (test_* metrics)
     test_fraction: Optional[float] = None  # or carve this share of dev as test (grouped by query); null: no test
     seed: int = 42  # fixes the splits, subsamples and augmentation mix, whatever the model's `seed` (42: as before)
+    # k-fold: the training pool (training file + the dev file's non-test rows) in `folds` query-grouped folds,
+    # fold `fold` as dev; null: no folds (dev from dev_file or dev_fraction)
+    folds: Optional[int] = None
+    fold: Optional[int] = None
     null_target: str = "drop"  # drop | empty | error
     max_train_rows: Optional[int] = None  # stratified subsample, for CPU runs
     max_dev_rows: Optional[int] = None
@@ -96,6 +104,7 @@ class ModelConfig:
     attn_implementation: Optional[str] = "sdpa"  # sdpa | eager (same logits; sdpa is faster)
     trust_remote_code: bool = False
     tiny: Optional[TinyModelConfig] = None
+    init_adapter: Optional[str] = None  # a logged run's id: start LoRA and the head from its saved adapter
 
 
 @dataclass
@@ -199,7 +208,9 @@ class TrainConfig:
 
 @dataclass
 class PredictConfig:
-    run: str = "latest"  # an MLflow run id, or "latest" (the newest finished run with a model)
+    # an MLflow run id, "latest" (the newest finished run with a model), or a fold ensemble: a list of
+    # fold runs' ids ([id1,id2]) or a sweep parent's id (its finished children)
+    run: Any = "latest"
     input: str = MISSING
     output: str = MISSING
     task: Optional[TaskConfig] = None  # task=<key>: run=latest picks that task's newest run; null: any task
@@ -262,9 +273,12 @@ def _problems(cfg: DictConfig):
         yield "model.source=tiny_random needs model.tiny (the tiny model's dimensions)"
     if cfg.model.source == "gguf_package" and not cfg.model.gguf_file:
         yield "model.source=gguf_package needs model.gguf_file (the GGUF file name inside the package)"
-    if cfg.data.dev_file is None and not 0 < cfg.data.dev_fraction < 1:
+    if cfg.data.dev_file is None and cfg.data.folds is None and not 0 < cfg.data.dev_fraction < 1:
         yield f"data.dev_fraction={cfg.data.dev_fraction}: must be between 0 and 1 when data.dev_file is null"
     yield from _test_split_problems(cfg.data)
+    yield from _fold_problems(cfg.data)
+    if cfg.model.init_adapter is not None:
+        yield from _init_adapter_problems(cfg)
     yield from _evaluation_problems(cfg.evaluation)
     for key in ("max_train_rows", "max_dev_rows", "max_test_rows"):
         if cfg.data[key] is not None and cfg.data[key] < 1:
@@ -290,6 +304,34 @@ def _test_split_problems(data: DictConfig):
         yield f"data.test_fraction={data.test_fraction}: the share of dev carved as test, between 0 and 1 (or null)"
 
 
+def _fold_problems(data: DictConfig):
+    folds, fold = data.folds, data.fold
+    if folds is None:
+        if fold is not None:
+            yield f"data.fold={fold} needs data.folds (how many folds), e.g. data.folds=5 data.fold={fold}"
+        return
+    if folds < 2:
+        yield f"data.folds={folds}: k-fold needs at least 2 folds (or null for none)"
+    if fold is None or not 0 <= fold < max(folds, 1):
+        yield (f"data.fold={fold}: with data.folds={folds} choose the dev fold, 0 to {folds - 1} "
+               f"(a sweep over all of them: experiment=folds)")
+    if data.max_dev_rows is not None:
+        yield (f"data.max_dev_rows={data.max_dev_rows} with data.folds={folds}: dev is a fold of the training pool, "
+               "so every pool row gets one out-of-fold score; cap the pool with data.max_train_rows instead")
+    if data.dev_file is None and data.test_fraction is not None and not data.test_file:
+        yield (f"data.folds={folds} with data.dev_file=null and data.test_fraction={data.test_fraction}: the test "
+               "rows are carved from the dev file, and with folds every fold has its own dev; keep a dev file "
+               "(data.dev_file=...) or give the test rows a file (data.test_file=...), or data.test_fraction=null")
+
+
+def _init_adapter_problems(cfg: DictConfig):
+    if not str(cfg.model.init_adapter).strip():
+        yield "model.init_adapter is empty: give a logged run's id, or null to start LoRA and the head afresh"
+    if cfg.peft.name != "lora":
+        yield (f"model.init_adapter={cfg.model.init_adapter} needs peft=lora: it starts LoRA and the head "
+               "from that run's saved adapter")
+
+
 def _evaluation_problems(evaluation: DictConfig):
     if evaluation.threshold not in THRESHOLD_MODES:
         yield f"evaluation.threshold={evaluation.threshold!r}: use one of {THRESHOLD_MODES}"
@@ -305,6 +347,13 @@ def _task_problems(cfg: DictConfig):
     for slot in ("{query}", "{target}"):
         if slot not in task.prompt:
             yield f"task.prompt has no {slot}: the template must show both the query and the target"
+    never = task.negatives.never_negative
+    if never is not None:
+        from relevance.augment.negatives import NEVER_NEGATIVE
+
+        if never not in NEVER_NEGATIVE:
+            yield (f"task.negatives.never_negative={never!r}: use one of {sorted(NEVER_NEGATIVE)} or null "
+                   "(or register one with @never_negative in relevance/augment/negatives.py)")
     if cfg.data.generate is not None:
         from relevance.data.demo import TARGET_KINDS
 

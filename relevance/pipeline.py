@@ -12,11 +12,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import set_seed
 
-from relevance.artifacts import MODEL_ARTIFACT, save_model_folder
+from relevance.artifacts import MODEL_ARTIFACT, fetch_init_adapter, save_model_folder
 from relevance.augment.mix import MixResult, augment_context, build_training_mix
 from relevance.data.loading import Splits, load_splits
 from relevance.data.splits import languages
 from relevance.evaluation.dev_scoring import DevScorer
+from relevance.evaluation.oof import oof_frame, write_oof
 from relevance.evaluation.roles import RunEvaluation, evaluate_run, write_evaluation
 from relevance.evaluation.threshold import ThresholdPolicy
 from relevance.modeling.batching import eval_token_budget
@@ -78,6 +79,9 @@ def _log_config(run: TrackedRun, cfg: DictConfig, context: RunContext) -> None:
 
 def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, train_languages: list[str]) -> None:
     unseen = sorted(set(splits.evaluation_languages()) - set(train_languages))
+    if splits.fold is not None:
+        run.log_params({"data.pool_rows": splits.fold.pool_rows,
+                        "data.pool_paths": ",".join(str(p) for p in splits.fold.pool_paths)})
     run.log_params({
         "data.train_path": str(splits.train_path), "data.dev_path": str(splits.dev_path),
         "data.test_path": str(splits.test_path or "none"), "data.test_rows": len(splits.test or []),
@@ -91,6 +95,8 @@ def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, 
         run.log_metrics({f"augment_{stats.name}_rows": stats.rows_added,
                          f"augment_{stats.name}_seconds": stats.seconds,
                          **{f"augment_{stats.name}_{key}": value for key, value in stats.counters.items()}})
+        for file_name, value in stats.artifacts.items():
+            run.log_dict(value, f"data/{stats.name}_{file_name}")
     run.log_table(mix.composition(), "data/mix_composition.json")
     run.log_dict({s.name: s.by_language_label for s in mix.stats}, "data/augment_rows_by_language_label.json")
     if cfg.tracking.log_datasets:
@@ -104,7 +110,8 @@ def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContex
                             mix: MixResult, train_languages: list[str], checkpoints: Checkpoints) -> RunResult:
     started = time.perf_counter()
     set_seed(cfg.seed)  # heads and LoRA start the same whatever ran before (cache misses, augmentation)
-    loaded = load_for_training(cfg)
+    init_adapter = fetch_init_adapter(cfg, context.output_dir / "init_adapter") if cfg.model.init_adapter else None
+    loaded = load_for_training(cfg, init_adapter)
     run.set_tags({"model.source_digest": loaded.source.digest})
     run.log_metrics({"model_load_seconds": time.perf_counter() - started,
                      "model_converted_now": float(loaded.source.converted_now)})
@@ -134,7 +141,10 @@ def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContex
     run.log_metrics(metrics, step=trainer.state.global_step)
 
     _save_model(run, cfg, context, loaded, evaluation, train_languages)
-    run.log_artifacts(write_evaluation(evaluation, context.output_dir / "evaluation"), "evaluation")
+    eval_dir = write_evaluation(evaluation, context.output_dir / "evaluation")
+    if splits.fold is not None:  # this fold's dev rows, scored by the model that never trained on them
+        write_oof(oof_frame(splits.dev, scores["dev"], splits.fold.fold), eval_dir)
+    run.log_artifacts(eval_dir, "evaluation")
     return RunResult(run.run_id, metrics, evaluation.thresholds.global_threshold)
 
 

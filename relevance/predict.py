@@ -5,10 +5,17 @@ writes the submission format: the input fields + `prediction` + `score`. A row i
 relevant when its score reaches its language's threshold (runs tuned with
 `evaluation.threshold=per_language`), else the global one. When the input has
 labels it also prints the metrics, overall and per language.
+
+A fold ensemble (`run=[id1,id2,...]`, or `run=<sweep parent id>` for its finished children): the
+score is the mean of the fold runs' probabilities, and the threshold (global, or per language as
+the folds' `evaluation.threshold` says) is tuned once on their pooled out-of-fold scores. Every
+check (the runs, their folds, the input) happens before the first model loads; the models load
+one at a time.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import tempfile
@@ -17,7 +24,7 @@ from pathlib import Path
 import hydra
 import numpy as np
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from relevance.artifacts import TrainedModel, download_model_folder, load_model_folder, read_run_config
 from relevance.config import PredictConfig, check_keys_against_schema, register_configs
@@ -82,11 +89,16 @@ def read_input(run_cfg: DictConfig, input_path: Path, null_target: str):
 def predict_table(trained: TrainedModel, table, input_path: Path, output_path: Path,
                   batch_size: int | None = None) -> dict | None:
     """Score the validated rows of `input_path`, write the submission, and return the metrics when
-    the rows are labelled. Rows are batched as the run's final scoring batched them (its
+    the rows are labelled (see `score_table`)."""
+    scores = score_table(trained, table, batch_size)
+    return write_and_report(table, input_path, output_path, scores, trained.thresholds, trained.train_languages)
+
+
+def score_table(trained: TrainedModel, table, batch_size: int | None = None) -> np.ndarray:
+    """P(relevant) of each row. Rows are batched as the run's final scoring batched them (its
     `eval_batch_size` or token budget), so the scores are the ones the threshold was tuned on:
     in bf16 a row's score moves in the last bits with the padding of its batch. `batch_size`
     overrides the run's rows per batch (runs batched by rows only)."""
-    from relevance.evaluation import evaluation_report
     from relevance.modeling.batching import eval_token_budget
     from relevance.modeling.inputs import encode_table
     from relevance.modeling.scoring import score_rows
@@ -94,14 +106,78 @@ def predict_table(trained: TrainedModel, table, input_path: Path, output_path: P
     run_cfg, loaded = trained.cfg, trained.loaded
     table = apply_input_strategies(run_cfg, table, trained.train_languages)
     encoded = encode_table(table, loaded.tokenizer, run_cfg.task, run_cfg.head, run_cfg.model.max_length)
-    scores = score_rows(loaded.model, loaded.head, loaded.tokenizer, encoded,
-                        batch_size or run_cfg.trainer.eval_batch_size, eval_token_budget(run_cfg.trainer))
-    row_thresholds = trained.thresholds.for_languages(table["language"])
+    return score_rows(loaded.model, loaded.head, loaded.tokenizer, encoded,
+                      batch_size or run_cfg.trainer.eval_batch_size, eval_token_budget(run_cfg.trainer))
+
+
+def write_and_report(table, input_path: Path, output_path: Path, scores: np.ndarray, thresholds,
+                     train_languages: list[str]) -> dict | None:
+    """Write the submission at these thresholds; the metrics when the rows are labelled."""
+    from relevance.evaluation import evaluation_report
+
+    row_thresholds = thresholds.for_languages(table["language"])
     write_submission(input_path, output_path, scores, (scores >= row_thresholds).astype(int))
     if "label" not in table.column_names:
         return None
     return evaluation_report(np.asarray(table["label"]), scores, table["language"], row_thresholds,
-                             trained.train_languages)
+                             train_languages)
+
+
+# -- fold ensembles ----------------------------------------------------------------------------
+
+def ensemble_members(client: MlflowClient, run):
+    """The fold runs `run` stands for when it is an ensemble (a list of ids, or a sweep parent's
+    id), checked (relevance.tracking.folds); None for one run (an id, or `latest`)."""
+    from relevance.tracking.folds import fold_runs, get_run, is_sweep_parent
+
+    if isinstance(run, (ListConfig, list, tuple)):
+        return fold_runs(client, [str(r) for r in run], "run", need_model=True)
+    if str(run) != "latest" and is_sweep_parent(get_run(client, str(run), "run")):
+        return fold_runs(client, str(run), "run", need_model=True)
+    return None
+
+
+def ensemble_policy(members, run_cfgs: list[DictConfig]):
+    """The threshold policy the folds were tuned with, the same for all of them."""
+    from relevance.evaluation.threshold import ThresholdPolicy
+
+    policies = {run_id: ThresholdPolicy.from_config(OmegaConf.select(rc, "evaluation"))
+                for run_id, rc in zip(members.run_ids, run_cfgs)}
+    if len(set(policies.values())) > 1:
+        raise ValueError("run: the folds tuned their thresholds differently ("
+                         + ", ".join(f"{rid}: evaluation.threshold={p.mode}, min_rows_per_language="
+                                     f"{p.min_rows_per_language}" for rid, p in policies.items())
+                         + "): an ensemble's one threshold follows one policy; train the folds alike")
+    return next(iter(policies.values()))
+
+
+def predict_ensemble(client: MlflowClient, members, cfg: DictConfig, input_path: Path, output: Path):
+    """Mean of the members' probabilities, at thresholds tuned on their pooled out-of-fold scores.
+    Returns (thresholds, pooled out-of-fold rows, report or None)."""
+    from relevance.evaluation.threshold import tune_thresholds
+    from relevance.tracking.folds import pooled_oof
+
+    with tempfile.TemporaryDirectory() as work_dir:
+        work = Path(work_dir)
+        model_dirs = [download_model_folder(client, run_id, work / run_id) for run_id in members.run_ids]
+        run_cfgs = [read_run_config(model_dir, cfg.paths.cache_dir) for model_dir in model_dirs]
+        for run_id, run_cfg in zip(members.run_ids, run_cfgs):
+            check_task(run_id, run_cfg, cfg.task)
+        policy = ensemble_policy(members, run_cfgs)
+        oof = pooled_oof(client, members, work / "oof")
+        thresholds = tune_thresholds(oof["label"].to_numpy(), oof["probability"].to_numpy(),
+                                     oof["language"].to_numpy(), policy)
+        table = read_input(run_cfgs[0], input_path, cfg.null_target)  # bad input fails before a model loads
+        member_scores, train_languages = [], set()
+        for model_dir in model_dirs:  # one model in memory at a time
+            trained = load_model_folder(model_dir, cfg.paths.cache_dir)
+            member_scores.append(score_table(trained, table, cfg.batch_size))
+            train_languages |= set(trained.train_languages)
+            del trained
+            gc.collect()
+        scores = np.mean(member_scores, axis=0)
+        report = write_and_report(table, input_path, output, scores, thresholds, sorted(train_languages))
+    return thresholds, oof, report
 
 
 def apply_input_strategies(run_cfg: DictConfig, table, train_languages: list[str]):
@@ -159,7 +235,15 @@ def main(cfg: DictConfig) -> None:
     input_path, output = Path(cfg.input), Path(cfg.output)
     check_paths(input_path, output, cfg.null_target)
     client = MlflowClient(cfg.tracking.tracking_uri)
-    run_id = find_run(client, cfg.run, cfg.task.name if cfg.task else None)
+    members = ensemble_members(client, cfg.run)
+    if members is not None:
+        thresholds, oof, report = predict_ensemble(client, members, cfg, input_path, output)
+        print(f"ensemble of {len(members.runs)} fold runs, {members.describe()}: wrote {output} "
+              f"(mean probability; {describe_thresholds(thresholds)}, tuned on {len(oof)} pooled out-of-fold rows)")
+        if report is not None:
+            print(format_report(report))
+        return
+    run_id = find_run(client, str(cfg.run), cfg.task.name if cfg.task else None)
     with tempfile.TemporaryDirectory() as work_dir:
         model_dir = download_model_folder(client, run_id, Path(work_dir))
         run_cfg = read_run_config(model_dir, cfg.paths.cache_dir)

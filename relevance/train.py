@@ -24,7 +24,20 @@ register_configs()
 @hydra.main(config_path="../conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     quiet_third_party_logs()
-    return run_job(cfg, validate=validate_config, train=train)
+    return run_job(cfg, validate=validate_run, train=train)
+
+
+def validate_run(cfg: DictConfig) -> None:
+    """The config (`validate_config`), then the runs it builds on, before anything loads: the adapter
+    `model.init_adapter` starts from, the runs a strategy reads (`augment.noise_filter.oof_from`)."""
+    from relevance.artifacts import check_init_adapter
+    from relevance.augment.mix import build_strategy
+
+    validate_config(cfg)
+    if cfg.model.init_adapter:
+        check_init_adapter(cfg)
+    for name, settings in cfg.augment.items():
+        build_strategy(name, settings).check_references(str(cfg.tracking.tracking_uri))
 
 
 def train(cfg: DictConfig):

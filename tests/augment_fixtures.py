@@ -44,13 +44,16 @@ def real_qc_rows(n: int, split: str = "train") -> Dataset:
 
 
 def context_for(original: Dataset, cache_dir: Path, *, task: str = "QC", eval_languages=None,
-                seed: int = 42, related_by: str | None = None) -> AugmentContext:
-    """The context of a run of `task`: its relatedness comes from `conf/task/<task>.yaml` unless given."""
+                seed: int = 42, related_by: str | None = None, never_negative: str | None = "task") -> AugmentContext:
+    """The context of a run of `task`: its relatedness and its never-negative rule come from
+    `conf/task/<task>.yaml` unless given."""
     train_languages = languages(original) if len(original) else []
+    negatives = task_config(task).negatives
     return AugmentContext(task=task, original=original, train_languages=train_languages,
                           eval_languages=list(eval_languages if eval_languages is not None else train_languages),
                           seed=seed, cache_dir=str(cache_dir),
-                          related_by=related_by or task_config(task).negatives.related_by)
+                          related_by=related_by or negatives.related_by,
+                          never_negative=negatives.never_negative if never_negative == "task" else never_negative)
 
 
 def table_of(rows: list[dict], labelled: bool = True) -> Dataset:

@@ -29,7 +29,7 @@ def augment_config(names: list[str], overrides: dict | None = None):
 def test_every_yaml_names_its_schema_and_holds_exactly_its_options():
     yamls = sorted(p.stem for p in (CONF_DIR / "augment").glob("*.yaml"))
     assert set(NEW) <= set(known_strategies()) and yamls == known_strategies()
-    cfg = compose_train([f"augment=[{','.join(yamls)}]"])
+    cfg = compose_train([f"augment=[{','.join(yamls)}]", "augment.noise_filter.oof_from=a_run_id"])  # no default
     assert list(cfg.augment) == yamls
     for name in yamls:
         text = (CONF_DIR / "augment" / f"{name}.yaml").read_text()

@@ -37,9 +37,13 @@ def test_every_experiment_composes_and_validates(experiment):
     validate_config(cfg)
 
 
+STRATEGY_NEEDS = {"noise_filter": ["augment.noise_filter.oof_from=a_run_id"]}  # options without a default
+
+
 @pytest.mark.parametrize("strategy", options("augment"))
 def test_every_augment_strategy_composes(strategy):
-    cfg = compose_train([f"augment=[original,{strategy}]" if strategy != "original" else "augment=[original]"])
+    cfg = compose_train([f"augment=[original,{strategy}]" if strategy != "original" else "augment=[original]",
+                         *STRATEGY_NEEDS.get(strategy, [])])
     validate_config(cfg)
     assert strategy in cfg.augment
 

@@ -70,7 +70,7 @@ class BalanceOptions(HardNegativeBand):  # the band and embedder are used by neg
 @register("balance", options=BalanceOptions)
 class Balance(Strategy):
     options: BalanceOptions
-    version = "2"  # negatives_from=hard: hard_neg's exact bf16 search (its VERSION 2) can pick other rows
+    version = "3"  # 3: task.negatives.never_negative guards its easy and hard negatives (hard_neg VERSION 3)
 
     def generate(self, mix: Dataset, context: AugmentContext) -> Dataset:
         base = base_rows(mix, context)
@@ -88,12 +88,13 @@ class Balance(Strategy):
             pairs = PairIndex.of(context.original, mix)
             if negatives_from == "easy":
                 rows = easy_negatives(base, pairs, context.task, context.related_by, count=k, seed=context.seed,
-                                      source=self.name)
+                                      source=self.name, never_negative=context.never_negative)
             else:
                 embedder = self.options.make_embedder(context.cache_dir, setting="augment.balance.embedder")
                 stats: dict = {}
                 rows = hard_negatives(base, pairs, context.task, embedder, count=k, seed=context.seed,
-                                      source=self.name, stats=stats, **self.options.selection())
+                                      source=self.name, stats=stats, never_negative=context.never_negative,
+                                      **self.options.selection())
                 for name, value in {**stats, **embedder.counters}.items():
                     self.count(name, value)
         self.count("shortfall", k - len(rows))

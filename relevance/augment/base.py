@@ -8,7 +8,8 @@ list, so a typo'd key or a wrong type fails at compose time. The constructor get
 options as a dataclass instance (`strategy_options` fills one from a YAML node or a dict).
 `augment=[original,easy_neg]` builds the training mix in that order: each strategy sees
 the original table and the mix so far, and returns the rows it adds, with a `source`
-column naming it.
+column naming it. A filtering strategy (`noise_filter`) rewrites the mix so far instead
+(`rewrite_mix`: drops or relabels rows).
 """
 
 from __future__ import annotations
@@ -114,6 +115,8 @@ class AugmentContext:
     seed: int
     cache_dir: str
     related_by: str | None  # task.negatives.related_by: what makes two targets related (augment/negatives.py)
+    never_negative: str | None = None  # task.negatives.never_negative: candidates a known positive protects
+    tracking_uri: str | None = None  # the run's MLflow store, for strategies that read other runs (noise_filter)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -124,10 +127,14 @@ def base_rows(mix: Dataset, context: AugmentContext) -> Dataset:
 
 class Strategy:
     """Base class. Override `generate` to add rows to the mix (return an empty table to
-    add none), and/or `transform_inputs` for an input-side strategy (e.g. `pivot`), which
+    add none), `rewrite_mix` to change the mix so far (drop or relabel rows), and/or
+    `transform_inputs` for an input-side strategy (e.g. `pivot`), which
     rewrites every table the model reads: the training mix, dev, and files scored by
     `relevance.predict`. `self.options` holds the strategy's options (its dataclass);
-    `counters` are logged to MLflow as `augment_<name>_<key>` (e.g. cache hits)."""
+    `counters` are logged to MLflow as `augment_<name>_<key>` (e.g. cache hits), `artifacts`
+    (file name -> JSON-able value) as `data/<name>_<file name>`. `check_references` checks,
+    before anything loads, the other runs the options name (a strategy that reads none has
+    nothing to check)."""
 
     name = "strategy"
     version = "1"  # bump when a change makes the strategy produce different rows: runs re-train on it
@@ -136,6 +143,8 @@ class Strategy:
     def __init__(self, options: Any = None):
         self.options = self.options_type() if options is None else options
         self.counters: dict[str, float] = {}
+        self.artifacts: dict[str, Any] = {}
+        self.changed_rows: list[tuple[str, int]] = []  # a filter's dropped or relabelled rows: (language, label)
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -148,8 +157,21 @@ class Strategy:
     def generate(self, mix: Dataset, context: AugmentContext) -> Dataset:
         return context.original.select([])
 
+    def rewrite_mix(self, mix: Dataset, context: AugmentContext) -> Dataset:
+        """The whole mix after this strategy (a filter drops or relabels rows of `mix`, the mix so far or
+        the original table when it comes first)."""
+        return mix
+
     def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
         return table
+
+    def check_references(self, tracking_uri: str) -> None:
+        """Raise ValueError, naming the option, when a run the options refer to cannot serve."""
+
+    @classmethod
+    def rewrites_mix(cls) -> bool:
+        """Whether it is a filtering strategy (overrides `rewrite_mix`)."""
+        return cls.rewrite_mix is not Strategy.rewrite_mix
 
     @classmethod
     def rewrites_inputs(cls) -> bool:

@@ -13,7 +13,9 @@ positive is ever turned into a negative and nothing is duplicated.
 Options: `per_query` negatives per query, or `ratio` (when set: that many negatives per
 positive row, spread round-robin over the queries). Draws use a random generator seeded
 per query from (seed, strategy, language, query): the same seed gives the same rows, and
-a query's draws do not change when other queries come or go. Added rows: label 0,
+a query's draws do not change when other queries come or go. Candidates a known positive
+protects (`task.negatives.never_negative`; QC: `category_family`) are never drawn either
+(with QC's top-level relatedness they are related anyway). Added rows: label 0,
 ``source`` = ``easy_neg``, ``language`` = the query's language.
 """
 
@@ -27,16 +29,18 @@ from datasets import Dataset
 
 from relevance.augment.base import AugmentContext, Strategy, base_rows, register
 from relevance.augment.cache import stable_seed
-from relevance.augment.negatives import (PairIndex, negative_row, per_query_for, positive_queries, relatedness_named,
-                                         rows_to_table, take_round_robin)
+from relevance.augment.negatives import (PairIndex, negative_row, per_query_for, positive_queries, protected_rows_for,
+                                         relatedness_named, rows_to_table, take_round_robin)
 from relevance.data.text import normalise_text
 
 
 def easy_negatives(base: Dataset, pairs: PairIndex, task: str, related_by: str | None, *, per_query: int = 1,
-                   count: int | None = None, seed: int = 0, source: str = "easy_neg") -> list[dict]:
+                   count: int | None = None, seed: int = 0, source: str = "easy_neg",
+                   never_negative: str | None = None) -> list[dict]:
     """Easy negatives for the positive queries of `base` (see the module docstring): a list of
     row dicts, `per_query` per query, or `count` in all (round-robin over queries). `related_by`
-    names the relatedness of the task (`task.negatives.related_by`)."""
+    names the relatedness of the task (`task.negatives.related_by`), `never_negative` its rule for
+    protected candidates (`task.negatives.never_negative`)."""
     related = relatedness_named(related_by)
     if count is not None and count <= 0:
         return []
@@ -51,12 +55,14 @@ def easy_negatives(base: Dataset, pairs: PairIndex, task: str, related_by: str |
     inverted_arrays = {key: np.asarray(idx, dtype=np.int64) for key, idx in inverted.items()}
     normalised_pool = {normalise_text(t): j for j, t in enumerate(pool)}
     k = per_query_for(count, len(queries), per_query)
+    protected = protected_rows_for(never_negative, pool)
 
     picks: list[list[tuple[str, str, str]]] = []
     for qp in queries:
         norm_query = normalise_text(qp.query)
         blocked_keys: set[str] = set()
-        for target in set(qp.targets) | pairs.positives.get(norm_query, set()):
+        positives = set(qp.targets) | pairs.positives.get(norm_query, set())
+        for target in positives:
             blocked_keys |= related.keys(target)
         if related.query_keys_block:
             blocked_keys |= related.keys(qp.query)
@@ -67,6 +73,9 @@ def easy_negatives(base: Dataset, pairs: PairIndex, task: str, related_by: str |
         for target in pairs.existing.get(norm_query, ()):
             if target in normalised_pool:
                 allowed[normalised_pool[target]] = False
+        if protected is not None:
+            for target in positives:
+                allowed[protected.rows(target)] = False
         candidates = np.flatnonzero(allowed)
         if not len(candidates):
             picks.append([])
@@ -93,6 +102,7 @@ class EasyNegOptions:
 @register("easy_neg", options=EasyNegOptions)
 class EasyNeg(Strategy):
     options: EasyNegOptions
+    version = "2"  # task.negatives.never_negative: protected candidates are never drawn
 
     def generate(self, mix: Dataset, context: AugmentContext) -> Dataset:
         base = base_rows(mix, context)
@@ -100,6 +110,7 @@ class EasyNeg(Strategy):
         ratio = self.options.ratio
         count = None if ratio is None else round(ratio * sum(base["label"]))
         rows = easy_negatives(base, pairs, context.task, context.related_by, per_query=self.options.per_query,
-                              count=count, seed=context.seed, source=self.name)
+                              count=count, seed=context.seed, source=self.name,
+                              never_negative=context.never_negative)
         self.count("queries", len(positive_queries(base)))
         return rows_to_table(rows, context.original.features)

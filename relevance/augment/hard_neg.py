@@ -13,7 +13,9 @@ strategy builds on (the mix so far, or the original table when it comes first):
    near-duplicates of a positive tend to be false negatives (the competition write-ups
    saw this), so the band and the guard are the knobs to tune;
 4. existing pairs (either label, compared as normalised text) are excluded, so no
-   positive becomes a negative;
+   positive becomes a negative; so are the candidates a known positive of the query
+   protects as the task says (`task.negatives.never_negative`; QC: `category_family`, an
+   ancestor, descendant or sibling of a positive path, whatever its similarity);
 5. the `per_query` best-scoring candidates are kept (ties: the earlier target in sorted
    order), so the result is deterministic; `max_queries` caps the queries (a sample that
    is the same for the same seed).
@@ -64,13 +66,14 @@ from relevance.augment.base import AugmentContext, Strategy, base_rows, register
 from relevance.augment.cache import ContentCache, digest_table, make_key
 from relevance.augment.embedder import PACKAGE_MODEL, Embedder
 from relevance.hardware import cpu_bf16_units
-from relevance.augment.negatives import (PairIndex, QueryPositives, negative_row, per_query_for, positive_queries,
-                                         rows_to_table, sample_queries, take_round_robin)
+from relevance.augment.negatives import (PairIndex, ProtectedRows, QueryPositives, negative_row, per_query_for,
+                                         positive_queries, protected_rows_for, rows_to_table, sample_queries,
+                                         take_round_robin)
 from relevance.data.text import normalise_text
 
 log = logging.getLogger(__name__)
 
-VERSION = 2  # part of the output cache key: bump it when the selection logic changes
+VERSION = 3  # part of the output cache key: bump it when the selection logic changes (3: never_negative)
 QUERY_CHUNK = 4096  # queries mined together: bounds the shortlists and plans held at once
 FIRST_DEPTH = 16  # screened candidates kept per anchor in the first round, on top of per_query
 DEPTH_GROWTH = 4  # how much deeper each further screening round looks
@@ -126,7 +129,7 @@ class QueryTargets:
 
     anchors: np.ndarray  # its positive targets in the base rows: the band is measured from them
     guards: np.ndarray  # every known positive of its normalised text (anchors included): the guard
-    blocked: np.ndarray  # never picked: the known positives and the targets of existing pairs
+    blocked: np.ndarray  # never picked: the known positives, the targets of existing pairs, protected ones
 
     @property
     def anchor_rows(self) -> np.ndarray:
@@ -137,18 +140,29 @@ class QueryTargets:
 class PoolRows:
     """Rows of the pool (sorted distinct targets) by text and by normalised text."""
 
-    def __init__(self, pool: list[str]):
+    def __init__(self, pool: list[str], protected: ProtectedRows | None = None):
         self.row = {target: j for j, target in enumerate(pool)}
         self.rows_by_norm: dict[str, list[int]] = defaultdict(list)
         for j, target in enumerate(pool):
             self.rows_by_norm[normalise_text(target)].append(j)
+        self.protected = protected
+        self._protected_by: dict[str, np.ndarray] = {}  # positive -> the rows it protects (queries share positives)
+
+    def protected_by(self, positive: str) -> np.ndarray:
+        if positive not in self._protected_by:
+            self._protected_by[positive] = self.protected.rows(positive)
+        return self._protected_by[positive]
 
     def targets_of(self, query: QueryPositives, pairs: PairIndex) -> QueryTargets:
         norm_query = normalise_text(query.query)
         anchors = {self.row[t] for t in query.targets}
-        guards = anchors | {self.row[t] for t in pairs.positives.get(norm_query, ()) if t in self.row}
+        positives = set(query.targets) | set(pairs.positives.get(norm_query, ()))
+        guards = anchors | {self.row[t] for t in positives if t in self.row}
         existing = {j for t in pairs.existing.get(norm_query, ()) for j in self.rows_by_norm.get(t, ())}
-        return QueryTargets(_sorted_rows(anchors), _sorted_rows(guards), _sorted_rows(guards | existing))
+        blocked = _sorted_rows(guards | existing)
+        if self.protected is not None and positives:
+            blocked = np.union1d(blocked, np.concatenate([self.protected_by(t) for t in sorted(positives)]))
+        return QueryTargets(_sorted_rows(anchors), _sorted_rows(guards), blocked)
 
 
 def _sorted_rows(rows: set[int]) -> np.ndarray:
@@ -449,9 +463,10 @@ def hard_negatives(base: Dataset, pairs: PairIndex, task: str, embedder: Embedde
                    min_similarity: float = 0.5, max_similarity: float = 0.85, guard_similarity: float = 0.85,
                    max_queries: int | None = None, count: int | None = None, seed: int = 0,
                    source: str = "hard_neg", stats: dict | None = None,
-                   precision: ScreenPrecision | None = None) -> list[dict]:
+                   precision: ScreenPrecision | None = None, never_negative: str | None = None) -> list[dict]:
     """Hard negatives for the positive queries of `base` (see the module docstring): row dicts,
-    `per_query` per query, or `count` in all (round-robin over queries)."""
+    `per_query` per query, or `count` in all (round-robin over queries). `never_negative` names the
+    task's rule for candidates a known positive protects (`task.negatives.never_negative`)."""
     stats = {} if stats is None else stats
     if count is not None and count <= 0:
         return []
@@ -464,7 +479,7 @@ def hard_negatives(base: Dataset, pairs: PairIndex, task: str, embedder: Embedde
     band = Band(min_similarity, max_similarity, guard_similarity)
     screen = BandScreen(vectors, band, precision)
     k = min(per_query_for(count, len(queries), per_query), len(pool))
-    rows_of = PoolRows(pool)
+    rows_of = PoolRows(pool, protected_rows_for(never_negative, pool))
     picks: list[list[tuple[str, str, str]]] = []
     depth = k + FIRST_DEPTH
     with tqdm(total=len(queries), desc="hard negatives", unit="query", disable=len(queries) < QUERY_CHUNK) as bar:
@@ -506,13 +521,13 @@ class HardNeg(Strategy):
         selection = self.options.selection()
         cache = ContentCache(Path(context.cache_dir) / "hard_neg")
         key = make_key(self.name, VERSION, digest_table(base), digest_table(context.original), selection,
-                       embedder.identity, context.task, context.seed)
+                       embedder.identity, context.task, context.seed, context.never_negative)
         stats: dict = {}
 
         def compute() -> Dataset:
             pairs = PairIndex.of(context.original, mix)
             rows = hard_negatives(base, pairs, context.task, embedder, seed=context.seed, source=self.name,
-                                  stats=stats, **selection)
+                                  stats=stats, never_negative=context.never_negative, **selection)
             cache.put(key, stats, "json")  # the selection's own counters, reported again on a hit
             return rows_to_table(rows, context.original.features)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from datasets import Dataset, concatenate_datasets
 from omegaconf import DictConfig, OmegaConf
 
-from relevance.augment.base import AugmentContext, Strategy, strategy_class, strategy_options
+from relevance.augment.base import AugmentContext, Strategy, base_rows, strategy_class, strategy_options
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +22,9 @@ class StrategyStats:
     name: str
     rows_added: int
     seconds: float
-    by_language_label: dict[str, int]
+    by_language_label: dict[str, int]  # rows added (or, for a filter, rows dropped or relabelled) by language|label
     counters: dict[str, float]
+    artifacts: dict = field(default_factory=dict)  # file name -> JSON-able value, logged as data/<name>_<file name>
 
 
 @dataclass
@@ -55,6 +56,8 @@ def augment_context(cfg: DictConfig, original: Dataset, train_languages: list[st
         seed=OmegaConf.select(cfg, "data.seed", default=cfg.seed),  # older runs' configs: the run's seed
         cache_dir=str(Path(cfg.paths.cache_dir) / "augment"),
         related_by=OmegaConf.select(cfg, "task.negatives.related_by", default=None),  # None in older runs' configs
+        never_negative=OmegaConf.select(cfg, "task.negatives.never_negative", default=None),
+        tracking_uri=OmegaConf.select(cfg, "tracking.tracking_uri", default=None),
     )
 
 
@@ -79,17 +82,25 @@ def build_training_mix(augment_cfg: DictConfig, context: AugmentContext) -> MixR
     for name, settings in augment_cfg.items():
         strategy = build_strategy(name, settings)
         started = time.perf_counter()
-        added = strategy.generate(mix, context)
-        if len(added):
-            added = added.cast(context.original.features) if added.features != context.original.features else added
-            parts.append(added)
-            mix = concatenate_datasets(parts)
+        if strategy.rewrites_mix():  # a filter: the mix so far (the original table when first), rewritten
+            before = base_rows(mix, context)
+            mix = strategy.rewrite_mix(before, context)
+            parts = [mix]
+            rows_added, changed = len(mix) - len(before), strategy.changed_rows
+        else:
+            added = strategy.generate(mix, context)
+            if len(added):
+                added = added.cast(context.original.features) if added.features != context.original.features else added
+                parts.append(added)
+                mix = concatenate_datasets(parts)
+            rows_added, changed = len(added), zip(added["language"], added["label"])
         if strategy.rewrites_inputs():
             input_side.append(strategy)
         seconds = time.perf_counter() - started
-        counts = Counter(f"{lang}|{label}" for lang, label in zip(added["language"], added["label"]))
-        stats.append(StrategyStats(name, len(added), seconds, dict(sorted(counts.items())), strategy.counters))
-        log.info("augment %s: %d rows in %.1fs %s", name, len(added), seconds, strategy.counters or "")
+        counts = Counter(f"{lang}|{label}" for lang, label in changed)
+        stats.append(StrategyStats(name, rows_added, seconds, dict(sorted(counts.items())), strategy.counters,
+                                   strategy.artifacts))
+        log.info("augment %s: %+d rows in %.1fs %s", name, rows_added, seconds, strategy.counters or "")
     if not len(mix):
         raise ValueError(f"the augmentation mix {list(augment_cfg.keys())} produced no training rows")
     result = MixResult(mix, stats, input_side)

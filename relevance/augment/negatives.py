@@ -16,6 +16,17 @@ registered function, and two targets sharing a key are related.
 A new task picks one of these in its YAML, or registers one more function with
 `@relatedness("<name>")`.
 
+Some candidates are never a negative of a query with a known positive, however they score
+(`task.negatives.never_negative`, registered with `@never_negative("<name>")`):
+
+* ``category_family`` (QC): an ancestor, a descendant or a sibling of a known positive
+  path, or a sibling's descendant: any path that is a prefix of the positive or starts
+  with the positive's parent ("toys & hobbies,remote control toys" guards
+  "toys & hobbies,remote control toys,rc trucks" and "toys & hobbies,remote control
+  toys,rc cars"; a one-level positive guards itself and what lies under it). A sibling
+  leaf of the right product line is a likely false negative: the label of the real data
+  says "relevant" for many of them.
+
 "Known positives" of a query are all positive targets of the same normalised query text
 (`normalise_text`: case-folded, whitespace collapsed; any language) in the original table
 and the mix; `PairIndex` holds them with every existing pair, so no strategy turns a
@@ -87,6 +98,83 @@ def top_level_category_keys(path: str) -> set[str]:
 @relatedness("title_tokens", query_keys_block=True)
 def title_tokens(text: str) -> set[str]:
     return {t for t in _TOKEN.findall(str(text).casefold()) if len(t) >= 3 and t not in FILLER_WORDS}
+
+
+# -- never a negative: candidates a known positive protects ----------------------------------------
+
+class ProtectedRows:
+    """Rows of a target pool a known positive protects: `rows(positive)`, sorted int64."""
+
+    def rows(self, positive: str) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+NEVER_NEGATIVE: dict[str, Callable[[list[str]], ProtectedRows]] = {}
+
+
+def never_negative(name: str):
+    """Register `factory(pool) -> ProtectedRows` as the rule `name` (a value of `task.negatives.never_negative`)."""
+
+    def decorate(factory):
+        NEVER_NEGATIVE[name] = factory
+        return factory
+
+    return decorate
+
+
+def protected_rows_for(name: str | None, pool: list[str]) -> ProtectedRows | None:
+    """The rule `name` over `pool`, or None when the task has none."""
+    if name is None:
+        return None
+    if name not in NEVER_NEGATIVE:
+        raise ValueError(f"task.negatives.never_negative={name!r}: set it in conf/task/<task>.yaml to one of "
+                         f"{sorted(NEVER_NEGATIVE)} or null (or register one with @never_negative in "
+                         "relevance/augment/negatives.py)")
+    return NEVER_NEGATIVE[name](pool)
+
+
+def normalised_levels(path: str) -> tuple[str, ...]:
+    return tuple(normalise_text(level) for level in category_levels(path))
+
+
+def family_prefix(levels: tuple[str, ...]) -> tuple[str, ...]:
+    """What a path's relatives start with: its parent (siblings and their descendants), or for a
+    one-level path the path itself."""
+    return levels[:-1] if len(levels) >= 2 else levels
+
+
+def is_category_family(positive: str, candidate: str) -> bool:
+    """Whether `candidate` is an ancestor, descendant or sibling (or a sibling's descendant) of
+    the category path `positive`, or the path itself (levels compared as normalised text)."""
+    p, c = normalised_levels(positive), normalised_levels(candidate)
+    if not p or not c:
+        return False
+    prefix = family_prefix(p)
+    return p[:len(c)] == c or c[:len(prefix)] == prefix
+
+
+@never_negative("category_family")
+class CategoryFamily(ProtectedRows):
+    """`is_category_family` over a pool, by two lookups per level instead of a scan of the pool."""
+
+    def __init__(self, pool: list[str]):
+        exact: dict[tuple[str, ...], list[int]] = defaultdict(list)  # a path's levels -> its rows
+        under: dict[tuple[str, ...], list[int]] = defaultdict(list)  # any prefix -> rows of paths starting with it
+        for j, target in enumerate(pool):
+            levels = normalised_levels(target)
+            exact[levels].append(j)
+            for depth in range(1, len(levels) + 1):
+                under[levels[:depth]].append(j)
+        self.exact, self.under = exact, under
+
+    def rows(self, positive: str) -> np.ndarray:
+        levels = normalised_levels(positive)
+        if not levels:
+            return np.zeros(0, dtype=np.int64)
+        found = set(self.under.get(family_prefix(levels), ()))
+        for depth in range(1, len(levels) + 1):  # ancestors (and the path itself)
+            found.update(self.exact.get(levels[:depth], ()))
+        return np.array(sorted(found), dtype=np.int64)
 
 
 # -- what exists already, and the queries to make negatives for --------------------------------

@@ -3,6 +3,12 @@ stopping, threshold, selection); test rows, when configured, only for reporting.
 
 `data.seed` fixes every split and subsample, so runs that differ only by the model's `seed`
 see the same dev and test rows (their predictions pair row by row in `relevance.compare`).
+
+k folds (`data.folds=K data.fold=i`): the test rows are carved exactly as without folds (the test
+file, or `data.test_fraction` of the dev file); the training pool is the training file plus the
+dev file's other rows, capped by `data.max_train_rows`; fold i of the pool (grouped by query,
+stratified by language × label, `data.seed`) is dev, the other folds train. The K runs of one
+pool therefore score every pool row exactly once on their dev side: out-of-fold scores.
 """
 
 from __future__ import annotations
@@ -13,15 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from datasets import Dataset
-from omegaconf import DictConfig
+from datasets import Dataset, concatenate_datasets
+from omegaconf import DictConfig, OmegaConf
 
 from relevance.data.demo import write_demo_data
 from relevance.data.reader import read_jsonl
 from relevance.data.schema import DataError
-from relevance.data.splits import grouped_split
+from relevance.data.splits import fold_split, grouped_split
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FoldInfo:
+    """Which fold of which pool a run's dev rows are (`data.folds`, `data.fold`)."""
+
+    folds: int
+    fold: int
+    pool_rows: int  # rows of the training pool the folds split (train + dev of this run)
+    pool_paths: tuple[Path, ...]  # the files the pool was read from
 
 
 @dataclass
@@ -33,6 +49,7 @@ class Splits:
     null_targets: int  # rows whose target was null, handled by data.null_target
     test: Dataset | None = None  # reported only: never tunes, stops or selects anything
     test_path: Path | None = None  # the dev file itself when test was carved from dev
+    fold: FoldInfo | None = None  # set when dev is one fold of a k-fold split of the training pool
 
     def evaluation_tables(self) -> dict[str, Dataset]:
         """The rows scored after training, by role: dev, then test when the run has one."""
@@ -62,6 +79,11 @@ def load_splits(data_cfg: DictConfig, task_cfg: DictConfig) -> Splits:
                                    languages=data_cfg.languages)
     reads = {role: read(path) for role, path in paths.items()}
     null_targets = sum(r.null_targets for r in reads.values())
+    if null_targets:
+        log.warning("%d rows had a null %s (policy: %s)", null_targets, task_cfg.target_field,
+                    data_cfg.null_target)
+    if OmegaConf.select(data_cfg, "folds", default=None):  # older run configs have no folds
+        return _fold_splits(data_cfg, paths, {role: r.dataset for role, r in reads.items()}, null_targets)
     if "dev" in paths:
         dev_path = paths["dev"]
         train, dev = reads["train"].dataset, reads["dev"].dataset
@@ -74,9 +96,6 @@ def load_splits(data_cfg: DictConfig, task_cfg: DictConfig) -> Splits:
     elif data_cfg.test_fraction is not None:
         dev, test = grouped_split(dev, data_cfg.test_fraction, seed)
         test_path = dev_path
-    if null_targets:
-        log.warning("%d rows had a null %s (policy: %s)", null_targets, task_cfg.target_field,
-                    data_cfg.null_target)
     train = stratified_subsample(train, data_cfg.max_train_rows, seed)
     dev = stratified_subsample(dev, data_cfg.max_dev_rows, seed)
     require_both_labels(train, train_path, "training rows", "a classifier cannot learn from one label")
@@ -85,6 +104,49 @@ def load_splits(data_cfg: DictConfig, task_cfg: DictConfig) -> Splits:
         test = stratified_subsample(test, data_cfg.max_test_rows, seed)
         require_both_labels(test, test_path, "test rows", "test F1 and ROC-AUC would mean nothing")
     return Splits(train, dev, train_path, dev_path, null_targets, test, test_path)
+
+
+def _fold_splits(data_cfg: DictConfig, paths: dict[str, Path], tables: dict[str, Dataset],
+                 null_targets: int) -> Splits:
+    """Fold `data.fold` of `data.folds` of the training pool as dev (see the module docstring)."""
+    seed, folds, fold = data_cfg.seed, int(data_cfg.folds), int(data_cfg.fold)
+    test, test_path, pool_paths = None, None, [paths["train"]]
+    rest = None  # the dev file's rows that are not test: they join the pool
+    if "dev" in paths:
+        rest = tables["dev"]
+        if "test" not in paths and data_cfg.test_fraction is not None:
+            rest, test = grouped_split(rest, data_cfg.test_fraction, seed)
+            test_path = paths["dev"]
+        pool_paths.append(paths["dev"])
+    if "test" in paths:
+        test, test_path = tables["test"], paths["test"]
+    pool = tables["train"]
+    if rest is not None and len(rest):
+        pool = concatenate_datasets([pool, distinct_ids(rest, set(pool["id"]), f"{paths['dev'].name}:")])
+    pool = stratified_subsample(pool, data_cfg.max_train_rows, seed)
+    try:
+        train, dev = fold_split(pool, folds, fold, seed)
+    except ValueError as error:
+        raise DataError(paths["train"], 0, "query", f"data.folds={folds}: {error} (the training pool has "
+                                                    f"{len(pool)} rows); use fewer folds") from None
+    require_both_labels(train, paths["train"], f"training rows of fold {fold}", "a classifier cannot learn from one label")
+    require_both_labels(dev, paths["train"], f"dev rows of fold {fold}",
+                        "F1, ROC-AUC and the tuned threshold would mean nothing")
+    if test is not None:
+        test = stratified_subsample(test, data_cfg.max_test_rows, seed)
+        require_both_labels(test, test_path, "test rows", "test F1 and ROC-AUC would mean nothing")
+    return Splits(train, dev, paths["train"], paths["train"], null_targets, test, test_path,
+                  FoldInfo(folds, fold, len(pool), tuple(pool_paths)))
+
+
+def distinct_ids(table: Dataset, taken: set[str], prefix: str) -> Dataset:
+    """`table` with every id prefixed when any of them is in `taken` (the demo's train and dev files
+    both number their rows from 1): ids stay unique across the pool, so out-of-fold scores name one row."""
+    if taken.isdisjoint(table["id"]):
+        return table
+    columns = table.to_dict()
+    columns["id"] = [prefix + str(row_id) for row_id in columns["id"]]
+    return Dataset.from_dict(columns, features=table.features)
 
 
 def require_both_labels(table: Dataset, path: Path, what: str, why: str) -> None:

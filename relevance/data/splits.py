@@ -3,7 +3,8 @@
 The same query often appears with several targets (one positive category, some
 negatives).  A random row split would put the query on both sides and let a
 model score well on dev by memorising queries, so rows are grouped by a
-normalised query and whole groups go to one side.
+normalised query and whole groups go to one side.  The same holds for k folds
+(`fold_assignment`): a query's rows are all in one fold.
 """
 
 from __future__ import annotations
@@ -33,14 +34,42 @@ def grouped_split(dataset: Dataset, dev_fraction: float, seed: int) -> tuple[Dat
         raise ValueError(
             f"cannot split {n_groups} distinct queries into {n_splits} folds for dev_fraction={dev_fraction}"
         )
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    train_idx, dev_idx = next(splitter.split(np.zeros(len(groups)), _strata(dataset), groups))
+    return dataset.select(np.sort(train_idx)), dataset.select(np.sort(dev_idx))
+
+
+def _strata(dataset: Dataset) -> list[str]:
     langs = dataset["language"]
     if "label" in dataset.column_names:
-        strata = [f"{lang}|{lab}" for lang, lab in zip(langs, dataset["label"])]
-    else:
-        strata = list(langs)
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    train_idx, dev_idx = next(splitter.split(np.zeros(len(groups)), strata, groups))
-    return dataset.select(np.sort(train_idx)), dataset.select(np.sort(dev_idx))
+        return [f"{lang}|{lab}" for lang, lab in zip(langs, dataset["label"])]
+    return list(langs)
+
+
+def fold_assignment(dataset: Dataset, folds: int, seed: int) -> np.ndarray:
+    """Each row's fold (0..folds-1): ``StratifiedGroupKFold`` grouped by normalised query, stratified
+    by language × label, shuffled by ``seed``. Every row is in exactly one fold and a query's rows
+    are all in the same one; the same rows and seed give the same folds."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"folds must be an integer of at least 2, got {folds!r}")
+    groups = [query_group_key(q) for q in dataset["query"]]
+    n_groups = len(set(groups))
+    if n_groups < folds:
+        raise ValueError(f"cannot split {n_groups} distinct queries into {folds} folds")
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    assignment = np.full(len(groups), -1, dtype=np.int64)
+    for fold, (_, dev_idx) in enumerate(splitter.split(np.zeros(len(groups)), _strata(dataset), groups)):
+        assignment[dev_idx] = fold
+    return assignment
+
+
+def fold_split(dataset: Dataset, folds: int, fold: int, seed: int) -> tuple[Dataset, Dataset]:
+    """(train, dev) for fold `fold` of `folds` (see `fold_assignment`): dev is that fold's rows,
+    train every other fold's, both in table order."""
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
+        raise ValueError(f"fold must be an integer in [0, {folds}), got {fold!r}")
+    assignment = fold_assignment(dataset, folds, seed)
+    return dataset.select(np.flatnonzero(assignment != fold)), dataset.select(np.flatnonzero(assignment == fold))
 
 
 def languages(dataset: Dataset) -> list[str]:

@@ -73,8 +73,10 @@ def load_backbone(cfg: DictConfig, source: ResolvedModel, tokenizer, head_cfg: D
     return compute_in(model, compute_dtype)
 
 
-def load_for_training(cfg: DictConfig) -> LoadedModel:
-    from relevance.modeling.lora import apply_peft
+def load_for_training(cfg: DictConfig, init_adapter: Path | None = None) -> LoadedModel:
+    """The backbone with fresh LoRA and head, or, with `init_adapter` (a logged run's model folder,
+    `model.init_adapter`), LoRA and the head as that run saved them."""
+    from relevance.modeling.lora import apply_peft, load_adapter_weights
 
     source = resolve_model(cfg.model, Path(cfg.paths.cache_dir))
     tokenizer = load_tokenizer(source, cfg.model, cfg.head)
@@ -83,6 +85,9 @@ def load_for_training(cfg: DictConfig) -> LoadedModel:
     model = apply_peft(model, cfg.peft, cfg.model, head.task_type, quantized=cfg.quant.bits is not None,
                        gradient_checkpointing=cfg.trainer.gradient_checkpointing)
     keep_trained_weights_in_float32(model)
+    if init_adapter is not None:
+        load_adapter_weights(model, Path(init_adapter))
+        log.info("LoRA and head start from %s (model.init_adapter=%s)", init_adapter, cfg.model.init_adapter)
     return LoadedModel(model, tokenizer, head, source, *choose_compute_dtype(cfg.quant.compute_dtype))
 
 

@@ -37,3 +37,19 @@ def apply_peft(model, peft_cfg: DictConfig, model_cfg: DictConfig, task_type: st
         modules_to_save=[model_cfg.classifier_head] if task_type == "SEQ_CLS" else None,
     )
     return get_peft_model(model, lora)
+
+
+def load_adapter_weights(model, adapter_dir) -> None:
+    """Copy a saved adapter's weights (LoRA and the modules saved with it, e.g. the classifier
+    head) into `model`, a PEFT model of the same shape; every one of them must land."""
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    weights = load_peft_weights(str(adapter_dir), device="cpu")
+    result = set_peft_model_state_dict(model, weights)
+    unexpected = list(getattr(result, "unexpected_keys", []) or [])
+    missing = [k for k in getattr(result, "missing_keys", []) or [] if "lora_" in k or "modules_to_save" in k]
+    if unexpected or missing:
+        raise ValueError(f"the adapter in {adapter_dir} does not fit this model: "
+                         f"{len(unexpected)} of its weights have no place here ({unexpected[:3]}), "
+                         f"{len(missing)} adapter weights here have none there ({missing[:3]})")
