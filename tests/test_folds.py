@@ -226,7 +226,8 @@ def test_bad_ensembles_fail_before_any_model_loads(fold_sweep, ensemble_predicti
 def _copy_as_fold(sweep, run_id: str) -> str:
     """A second run claiming to be the same fold (its data params, tags and out-of-fold file)."""
     source = sweep.client.get_run(run_id)
-    run = sweep.client.create_run(source.info.experiment_id, tags=source.data.tags)
+    own_tags = {k: v for k, v in source.data.tags.items() if not k.startswith("mlflow.")}  # not a child of the sweep
+    run = sweep.client.create_run(source.info.experiment_id, tags=own_tags)
     for key, value in source.data.params.items():
         if key.startswith("data."):
             sweep.client.log_param(run.info.run_id, key, value)

@@ -57,7 +57,7 @@ def augment_context(cfg: DictConfig, original: Dataset, train_languages: list[st
         cache_dir=str(Path(cfg.paths.cache_dir) / "augment"),
         related_by=OmegaConf.select(cfg, "task.negatives.related_by", default=None),  # None in older runs' configs
         never_negative=OmegaConf.select(cfg, "task.negatives.never_negative", default=None),
-        tracking_uri=OmegaConf.select(cfg, "tracking.tracking_uri", default=None),
+        tracking_uri=OmegaConf.select(cfg, "tracking.tracking_uri", default=None, throw_on_resolution_failure=False),
     )
 
 
