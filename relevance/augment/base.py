@@ -114,6 +114,8 @@ class AugmentContext:
     seed: int
     cache_dir: str
     related_by: str | None  # task.negatives.related_by: what makes two targets related (augment/negatives.py)
+    translator: Any = None  # the run's `translator` config (conf/translator/); None: NLLB-600M, older runs' default
+    models_dir: str | None = None  # where GGUF conversions and tiny models are cached (translator sources)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -127,7 +129,8 @@ class Strategy:
     add none), and/or `transform_inputs` for an input-side strategy (e.g. `pivot`), which
     rewrites every table the model reads: the training mix, dev, and files scored by
     `relevance.predict`. `self.options` holds the strategy's options (its dataclass);
-    `counters` are logged to MLflow as `augment_<name>_<key>` (e.g. cache hits)."""
+    `counters` are logged to MLflow as `augment_<name>_<key>` (e.g. cache hits), and
+    `artifacts` (file name → JSON-able value) as `augment/<name>/<file name>`."""
 
     name = "strategy"
     version = "1"  # bump when a change makes the strategy produce different rows: runs re-train on it
@@ -136,6 +139,7 @@ class Strategy:
     def __init__(self, options: Any = None):
         self.options = self.options_type() if options is None else options
         self.counters: dict[str, float] = {}
+        self.artifacts: dict[str, Any] = {}
 
     @property
     def settings(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ class StrategyStats:
     seconds: float
     by_language_label: dict[str, int]
     counters: dict[str, float]
+    artifacts: dict  # file name → JSON-able value, logged under augment/<name>/
 
 
 @dataclass
@@ -55,14 +56,37 @@ def augment_context(cfg: DictConfig, original: Dataset, train_languages: list[st
         seed=OmegaConf.select(cfg, "data.seed", default=cfg.seed),  # older runs' configs: the run's seed
         cache_dir=str(Path(cfg.paths.cache_dir) / "augment"),
         related_by=OmegaConf.select(cfg, "task.negatives.related_by", default=None),  # None in older runs' configs
+        translator=OmegaConf.select(cfg, "translator", default=None) or legacy_translator(cfg.augment),
+        models_dir=str(Path(cfg.paths.cache_dir) / "models"),
     )
+
+
+# Runs logged before the `translator` group kept NLLB's settings in augment.translated / augment.pivot.
+LEGACY_TRANSLATOR_KEYS = ("model", "revision", "batch_size", "num_beams", "max_new_tokens", "device")
+
+
+def legacy_translator(augment_cfg: DictConfig) -> dict | None:
+    """An older run's translator, read from its strategies' settings (None: the NLLB default)."""
+    for name in ("pivot", "translated"):
+        settings = augment_cfg.get(name) if augment_cfg is not None else None
+        if settings is not None and "model" in settings:
+            return {key: settings[key] for key in LEGACY_TRANSLATOR_KEYS if key in settings}
+    return None
 
 
 def input_strategies(augment_cfg: DictConfig) -> list[Strategy]:
     """The chosen strategies that rewrite model inputs, for scoring new files the way the run was trained
-    (only those are built: the other strategies' settings do not matter there)."""
-    return [build_strategy(name, settings) for name, settings in augment_cfg.items()
+    (only those are built: the other strategies' settings do not matter there). An older run's
+    translator settings in its strategies' settings are left to `legacy_translator`."""
+    return [build_strategy(name, _without_legacy_keys(settings)) for name, settings in augment_cfg.items()
             if strategy_class(name).rewrites_inputs()]
+
+
+def _without_legacy_keys(settings: DictConfig | dict | None) -> dict | None:
+    if settings is None:
+        return None
+    values = OmegaConf.to_container(settings, resolve=True) if isinstance(settings, DictConfig) else dict(settings)
+    return {key: value for key, value in values.items() if key not in LEGACY_TRANSLATOR_KEYS}
 
 
 def apply_input_strategies(strategies: list, table: Dataset, context: AugmentContext) -> Dataset:
@@ -88,7 +112,8 @@ def build_training_mix(augment_cfg: DictConfig, context: AugmentContext) -> MixR
             input_side.append(strategy)
         seconds = time.perf_counter() - started
         counts = Counter(f"{lang}|{label}" for lang, label in zip(added["language"], added["label"]))
-        stats.append(StrategyStats(name, len(added), seconds, dict(sorted(counts.items())), strategy.counters))
+        stats.append(StrategyStats(name, len(added), seconds, dict(sorted(counts.items())), strategy.counters,
+                                   strategy.artifacts))
         log.info("augment %s: %d rows in %.1fs %s", name, len(added), seconds, strategy.counters or "")
     if not len(mix):
         raise ValueError(f"the augmentation mix {list(augment_cfg.keys())} produced no training rows")
