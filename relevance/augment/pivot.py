@@ -18,6 +18,7 @@ from __future__ import annotations
 from datasets import Dataset
 
 from relevance.augment.base import AugmentContext, NoOptions, register
+from relevance.augment.cache import column_values
 from relevance.augment.languages import competition_code
 from relevance.augment.translating import TranslatingStrategy
 
@@ -27,8 +28,8 @@ PIVOT_LANGUAGE = "en"
 def english_of_queries(strategy: TranslatingStrategy, table: Dataset, context: AugmentContext) -> list[str | None]:
     """Each row's query in English: the query itself for English rows, None where the
     translation failed its checks. Shared by `pivot` and `to_english`."""
-    queries = table["query"]
-    languages = [competition_code(lang) for lang in table["language"]]
+    queries, codes = column_values(table, "query", "language")
+    languages = [competition_code(lang) for lang in codes]
     english: list[str | None] = list(queries)
     for language in sorted(set(languages) - {PIVOT_LANGUAGE}):
         rows = [i for i, lang in enumerate(languages) if lang == language]
@@ -45,7 +46,8 @@ class Pivot(TranslatingStrategy):
 
     def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
         english = english_of_queries(self, table, context)
-        pivots = [text if text is not None else query for text, query in zip(english, table["query"])]
+        (queries,) = column_values(table, "query")
+        pivots = [text if text is not None else query for text, query in zip(english, queries)]
         if "pivot" in table.column_names:
             table = table.remove_columns("pivot")
         return table.add_column("pivot", pivots)

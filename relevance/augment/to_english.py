@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datasets import Dataset
 
 from relevance.augment.base import AugmentContext, register
+from relevance.augment.cache import column_values
 from relevance.augment.pivot import english_of_queries
 from relevance.augment.translating import TranslatingStrategy
 
@@ -44,7 +45,7 @@ class ToEnglish(TranslatingStrategy):
     options: ToEnglishOptions
 
     def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
-        queries = table["query"]
+        (queries,) = column_values(table, "query")
         english = english_of_queries(self, table, context)
         rewritten = [self.rewrite(query, text) for query, text in zip(queries, english)]
         self.count("queries_rewritten", sum(new != old for new, old in zip(rewritten, queries)))

@@ -326,14 +326,16 @@ class Seq2SeqTranslator(Translator):
         tokenizer = self._tokenizer
         if tokenizer.pad_token_id is None:
             raise ValueError(f"the tokenizer of translation model {self.config.model!r} has no pad token")
+        return tokenizer.pad({"input_ids": self.input_ids(texts, src, tgt)}, padding=True, return_tensors="pt")
+
+    def input_ids(self, texts: list[str], src: str, tgt: str) -> list[list[int]]:
+        tokenizer = self._tokenizer
         prefix_token = (self.language_token("target", tgt) if self.config.target_language_as == "source_prefix"
                         else self.language_token("source", src))
         prefix = [self._token_id(prefix_token)] if prefix_token else []
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
         room = self.config.max_input_tokens - len(prefix) - len(eos)
-        ids = [prefix + row[:room] + eos
-               for row in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-        return tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        return [prefix + row[:room] + eos for row in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     def _translate_batch(self, batch: list[str], src: str, tgt: str) -> list[str]:
         import torch
@@ -426,8 +428,52 @@ class CausalLMTranslator(Translator):
         return text[len(label):].strip() if text.startswith(label) else text
 
 
+class CTranslate2Translator(Seq2SeqTranslator):
+    """The same seq2seq model (NLLB, M2M100) run by CTranslate2: converted once from the transformers
+    weights into ``<models_dir>/ct2-<key>`` (keyed by the model's identity and the two packages' versions),
+    then decoded by CTranslate2's C++ runtime with the same tokens as `Seq2SeqTranslator`."""
+
+    def _load_model(self, name: str, dtype, kwargs: dict):
+        try:
+            import ctranslate2
+            from ctranslate2.converters import TransformersConverter
+        except ImportError as error:
+            raise ModelUnavailableError("translator.backend=ctranslate2 needs the ctranslate2 package "
+                                        "(pip install ctranslate2), or use translator.backend=seq2seq") from error
+        import transformers
+
+        from relevance.modeling.sources import COMPLETE_MARKER, write_directory_atomically
+
+        versions = f"{ctranslate2.__version__}|{transformers.__version__}"
+        target = self._models_dir() / f"ct2-{make_key(self.identity, kwargs.get('revision'), versions)[:16]}"
+        if not (target / COMPLETE_MARKER).exists():
+            log.info("converting %s to CTranslate2 once (cached at %s)", name, target)
+            write_directory_atomically(target, lambda tmp: TransformersConverter(
+                name, revision=kwargs.get("revision")).convert(str(tmp), force=True))
+        device = resolve_device(self.config.device)
+        return ctranslate2.Translator(str(target), device="cuda" if device.startswith("cuda") else "cpu",
+                                      compute_type="default")
+
+    def _prepare(self) -> None:
+        pass  # no torch module to move
+
+    def _translate_batch(self, batch: list[str], src: str, tgt: str) -> list[str]:
+        tokenizer = self._tokenizer
+        tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in self.input_ids(batch, src, tgt)]
+        prefix = None
+        if self.config.target_language_as == "forced_bos":
+            prefix = [[self.language_token("target", tgt)]] * len(batch)
+        results = self._model.translate_batch(tokens, target_prefix=prefix, beam_size=self.config.num_beams,
+                                              max_decoding_length=self.config.max_new_tokens,
+                                              max_batch_size=self.config.batch_size)
+        hypotheses = [result.hypotheses[0][1:] if prefix else result.hypotheses[0] for result in results]
+        self.last_generation = {"tokens": tokens, "hypotheses": hypotheses, "source": src, "target": tgt}
+        return [tokenizer.decode(tokenizer.convert_tokens_to_ids(h), skip_special_tokens=True) for h in hypotheses]
+
+
 TINY_SEQ2SEQ = ("m2m100", "t5")  # tiny random seq2seq translators (relevance/augment/tiny_translators.py)
-BACKENDS: dict[str, type[Translator]] = {"seq2seq": Seq2SeqTranslator, "causal_lm": CausalLMTranslator}
+BACKENDS: dict[str, type[Translator]] = {"seq2seq": Seq2SeqTranslator, "causal_lm": CausalLMTranslator,
+                                         "ctranslate2": CTranslate2Translator}
 
 
 def make_translator(config: TranslatorConfig | DictConfig | dict | None, *, cache_dir=None, models_dir=None,
