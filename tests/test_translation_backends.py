@@ -245,3 +245,27 @@ def test_a_run_logs_rejections_per_language_and_the_sample_of_pairs(tmp_path, sh
     rejected = report["per_language"]["de"]["sample"]["rejected"]
     assert rejected and {"source", "translation", "reason"} <= set(rejected[0])
     assert client.download_artifacts(run.info.run_id, "augment/to_english/translation_checks.json", str(tmp_path))
+
+
+# -- CTranslate2 ------------------------------------------------------------------------------
+
+def test_ctranslate2_converts_once_and_decodes_as_transformers_does(tmp_path, monkeypatch):
+    pytest.importorskip("ctranslate2")
+    model = build_tiny_nllb(tmp_path / "nllb", seed=3)
+    texts = ["tapis de yoga", "coque", "chaussures de course", "robe noire femme"]
+    reference = make_translator(local_translator(model, max_new_tokens=6), cache_dir=tmp_path / "hf" / "augment",
+                                progress=False).translate(texts, "fr", "de")
+    config = {**translator_group("nllb_600m_ct2"), **local_translator(model, max_new_tokens=6, batch_size=2)}
+    fast = make_translator(config, cache_dir=tmp_path / "ct2" / "augment", progress=False)
+    assert type(fast).__name__ == "CTranslate2Translator"
+    assert fast.translate(texts, "fr", "de") == reference  # same tokens in, same greedy tokens out
+    tokens = fast.last_generation["tokens"]
+    assert all(row[0] == "fra_Latn" and row[-1] == "</s>" for row in tokens)
+    converted = list((tmp_path / "ct2" / "models").glob("ct2-*"))
+    assert len(converted) == 1 and (converted[0] / "model.bin").is_file()
+    # another translator over new texts reuses the conversion; the cache key is its own
+    monkeypatch.setattr("ctranslate2.converters.TransformersConverter.convert",
+                        lambda *a, **k: pytest.fail("converted twice"))
+    again = make_translator(config, cache_dir=tmp_path / "ct2" / "augment", progress=False)
+    assert len(again.translate(["cafetière"], "fr", "it")) == 1 and again.counters["model_loads"] == 1
+    assert again.cache_key("fr", "de") != make_translator(local_translator(model)).cache_key("fr", "de")
