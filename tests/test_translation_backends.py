@@ -75,6 +75,7 @@ def test_causal_lm_prompts_per_pair_batches_greedily_and_stops_at_a_newline(tiny
     assert [p.split("French: ")[-1].split("\n")[0] for p in last["prompts"]] == sorted(texts, key=len)
     assert translator._tokenizer.padding_side == "left"
     assert translator.clean(" German: Laufschuhe\nFrench: x", "de") == "Laufschuhe"
+    assert translator.example_pairs("fr", "de")["Laufschuhe"] == "chaussures de course"
 
     # A pair's own prompt replaces the default one, and changes the cache key.
     own = make_translator({**config, "prompts": {"fr-de": "FR: {text}\nDE:"}}, cache_dir=cache / "augment",
@@ -105,6 +106,12 @@ def test_checks_reject_copies_wrong_languages_and_runaway_lengths_and_keep_a_sam
     assert checker.problem("chaussures de course", "zapatillas para correr de mujer", "de") == "language"
     assert checker.problem("phone case", "Handyhülle " * 20, "de") == "length_ratio"
     assert checker.problem("phone case", "  ", "de") == "empty"
+    # a small LLM echoing a few-shot example is rejected, unless that example's source is the source
+    examples = {"Handyhülle": "phone case", "Laufschuhe": "running shoes"}
+    assert checker.problem("iphone 13 case", "handyhülle", "de", examples) == "example_echo"
+    assert checker.problem("coque iphone 13", "schwarze Damenkleid", "de",
+                           {"schwarzes Damenkleid": "robe noire femme"}) == "example_echo"
+    assert checker.problem("phone case", "Handyhülle", "de", examples) != "example_echo"
     assert TranslationChecker(TranslationChecksConfig(reject_copies=False, language=False)).problem(
         "nike air max", "nike air max", "de") is None
 

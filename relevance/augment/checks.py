@@ -9,7 +9,10 @@ keep the query), counted per language and sampled for a person to read:
   `language_top_k` guesses;
 * **length ratio**: characters of the translation / characters of the source within
   [`min_length_ratio`, `max_length_ratio`] (a runaway generation, a truncated one);
-* **not a copy**: a translation equal to its source, case and spaces aside, is no translation.
+* **not a copy**: a translation equal to its source, case and spaces aside, is no translation;
+  nor is one (nearly: 90 % similar) equal to a few-shot example of the prompt (a small LLM
+  echoes them: Gemma-3 270M turned "coque iphone 13" into "schwarze Damenkleid", the example's
+  "schwarzes Damenkleid"), unless the source is that example's own source (``example_echo``).
 
 `TranslationChecker.counters()` gives ``rejected_<lang>`` and ``accepted_<lang>`` (logged by the
 run as ``augment_<strategy>_rejected_<lang>``) and ``rejected_<reason>``; `report()` the sample of
@@ -24,7 +27,7 @@ from collections import Counter, defaultdict
 from relevance.augment.languages import FLORES, competition_code, iso_code
 from relevance.config import TranslationChecksConfig
 
-REASONS = ("empty", "copy", "length_ratio", "language")
+REASONS = ("empty", "copy", "example_echo", "length_ratio", "language")
 
 
 @functools.cache
@@ -46,6 +49,13 @@ def _normalised(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
+def _near(text: str, phrase: str, threshold: float = 0.9) -> bool:
+    """The same phrase, give or take an ending (``schwarze Damenkleid`` for ``schwarzes Damenkleid``)."""
+    from difflib import SequenceMatcher
+
+    return SequenceMatcher(None, _normalised(text), _normalised(phrase)).ratio() >= threshold
+
+
 class TranslationChecker:
     """Checks translations against `checks` and keeps the counts and samples (see the module docstring)."""
 
@@ -56,14 +66,19 @@ class TranslationChecker:
         self.reasons: Counter = Counter()
         self.samples: dict[str, dict[str, list]] = defaultdict(lambda: {"accepted": [], "rejected": []})
 
-    def problem(self, source_text: str, translation: str, target: str) -> str | None:
-        """Why `translation` fails (one of REASONS), or None when it passes."""
+    def problem(self, source_text: str, translation: str, target: str,
+                examples: dict[str, str] | None = None) -> str | None:
+        """Why `translation` fails (one of REASONS), or None when it passes. `examples`: the prompt's
+        few-shot pairs for this language pair, target phrase → source phrase (causal LMs)."""
         checks = self.checks
         text = translation.strip()
         if not text:
             return "empty"
         if checks.reject_copies and _normalised(text) == _normalised(source_text):
             return "copy"
+        if checks.reject_copies and any(_near(text, phrase) and _normalised(example_source) != _normalised(source_text)
+                                        for phrase, example_source in (examples or {}).items()):
+            return "example_echo"
         ratio = len(text) / max(1, len(source_text.strip()))
         if not checks.min_length_ratio <= ratio <= checks.max_length_ratio:
             return "length_ratio"
@@ -71,9 +86,10 @@ class TranslationChecker:
             return "language"
         return None
 
-    def check(self, source_text: str, translation: str, source: str, target: str, language: str) -> bool:
+    def check(self, source_text: str, translation: str, source: str, target: str, language: str,
+              examples: dict[str, str] | None = None) -> bool:
         """Whether the translation passes; counted and sampled under `language` (the row's, as logged)."""
-        reason = self.problem(source_text, translation, target)
+        reason = self.problem(source_text, translation, target, examples)
         outcome = "rejected" if reason else "accepted"
         (self.rejected if reason else self.accepted)[language] += 1
         if reason:

@@ -30,7 +30,8 @@ class TranslatingStrategy(Strategy):
         translator = self.translator_for(context)
         outputs = translator.translate(texts, source, target)
         counted_as = competition_code(language or target)
-        results = [out.strip() if self.checker.check(text, out, source, target, counted_as) else None
+        examples = translator.example_pairs(source, target)
+        results = [out.strip() if self.checker.check(text, out, source, target, counted_as, examples) else None
                    for text, out in zip(texts, outputs, strict=True)]
         self.sync_counters()
         return results

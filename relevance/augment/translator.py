@@ -239,6 +239,11 @@ class Translator:
                 bar.update(len(batch))
         return results
 
+    def example_pairs(self, source: str, target: str) -> dict[str, str]:
+        """The few-shot pairs a prompt shows for this language pair, target phrase → source phrase
+        (none but for causal LMs): a translation equal to one is an echo (relevance/augment/checks.py)."""
+        return {}
+
     # -- the model -------------------------------------------------------------------------
     def load(self):
         """(tokenizer, model), loaded on first use."""
@@ -269,10 +274,12 @@ class Translator:
         if cfg.source in ("gguf_package", "tiny_random"):
             from relevance.modeling.sources import resolve_model
 
-            node = OmegaConf.create({"name": f"translator-{cfg.name}", "source": cfg.source, "id": cfg.model,
+            node = OmegaConf.create({"name": cfg.name,  # gemma3_270m: the conversion model=gemma3_270m made
+                                     "source": cfg.source, "id": cfg.model,
                                      "revision": cfg.revision, "gguf_file": cfg.gguf_file,
                                      "tiny": dataclasses.asdict(cfg.tiny) if cfg.tiny else None})
-            return resolve_model(node, self._models_dir()).path, None
+            # resolve_model takes the cache root and keeps models in its models/ (as model=... does)
+            return resolve_model(node, self._models_dir().parent).path, None
         return cfg.model, cfg.revision
 
     def _models_dir(self) -> Path:
@@ -366,6 +373,10 @@ class CausalLMTranslator(Translator):
                                                       source_text=a, target_text=b) for a, b in pairs)
         return template.format(source_name=source["name"], target_name=target["name"], source=source["code"],
                                target=target["code"], examples=examples, text="{text}")
+
+    def example_pairs(self, source: str, target: str) -> dict[str, str]:
+        src, tgt = competition_code(source), competition_code(target)
+        return dict(zip(self.config.examples.get(tgt, []), self.config.examples.get(src, [])))
 
     def output_settings(self, source: str, target: str) -> dict:
         cfg = self.config
