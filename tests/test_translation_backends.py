@@ -276,3 +276,20 @@ def test_ctranslate2_converts_once_and_decodes_as_transformers_does(tmp_path, mo
     again = make_translator(config, cache_dir=tmp_path / "ct2" / "augment", progress=False)
     assert len(again.translate(["cafetière"], "fr", "it")) == 1 and again.counters["model_loads"] == 1
     assert again.cache_key("fr", "de") != make_translator(local_translator(model)).cache_key("fr", "de")
+
+
+def test_predict_reads_an_older_runs_translator_from_its_pivot_settings(tmp_path):
+    """Runs logged before the translator group kept NLLB's settings under augment.pivot."""
+    model = build_tiny_nllb(tmp_path / "nllb")
+    table = demo_table(tmp_path / "demo", "qc", split="dev", rows=12).remove_columns(["label"])
+    legacy = {"model": str(model), "revision": None, "batch_size": 4, "num_beams": 1, "max_new_tokens": 5,
+              "device": "auto"}
+    old_run = OmegaConf.create({"augment": {"original": {}, "pivot": legacy}, "task": {"name": "QC"}, "seed": 42,
+                                "paths": {"cache_dir": str(tmp_path / "cache")}})
+    scored_in = apply_input_strategies(old_run, table, ["en", "es"])
+    new_run = OmegaConf.create({**OmegaConf.to_container(old_run), "augment": {"original": {}, "pivot": {}},
+                                "translator": local_translator(model, batch_size=4, max_new_tokens=5)})
+    assert apply_input_strategies(new_run, table, ["en", "es"])["pivot"] == scored_in["pivot"]
+    # unchecked, as that run trained: its random-token pivots are all shown
+    languages = table["language"]
+    assert all(p != q for p, q, lang in zip(scored_in["pivot"], table["query"], languages) if lang != "en")

@@ -65,12 +65,17 @@ def augment_context(cfg: DictConfig, original: Dataset, train_languages: list[st
 LEGACY_TRANSLATOR_KEYS = ("model", "revision", "batch_size", "num_beams", "max_new_tokens", "device")
 
 
+# ... and used every non-empty translation: scored again, its inputs must be rewritten as they were then.
+LEGACY_CHECKS = {"language": False, "reject_copies": False, "min_length_ratio": 0.0, "max_length_ratio": 1e9}
+
+
 def legacy_translator(augment_cfg: DictConfig) -> dict | None:
     """An older run's translator, read from its strategies' settings (None: the NLLB default)."""
     for name in ("pivot", "translated"):
         settings = augment_cfg.get(name) if augment_cfg is not None else None
         if settings is not None and "model" in settings:
-            return {key: settings[key] for key in LEGACY_TRANSLATOR_KEYS if key in settings}
+            return {**{key: settings[key] for key in LEGACY_TRANSLATOR_KEYS if key in settings},
+                    "checks": dict(LEGACY_CHECKS)}
     return None
 
 

@@ -78,7 +78,7 @@ def _looks_like_path(model_id: str) -> bool:
 def load_pretrained(load: Callable[[str, dict], Any], model_id: str, revision: str | None, *, what: str,
                     setting: str) -> Any:
     """`load(name_or_path, kwargs)` offline-first; a clear `ModelUnavailableError` naming
-    `setting` (e.g. ``augment.translated.model``) when the model cannot be had."""
+    `setting` (e.g. ``translator.model``) when the model cannot be had."""
     advice = (f"Download it where the hub is reachable (e.g. `huggingface-cli download {model_id}` or "
               f"save_pretrained) and pass {setting}=/path/to/local/dir")
     path = Path(model_id).expanduser()
