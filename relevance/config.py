@@ -108,6 +108,52 @@ class ModelConfig:
 
 
 @dataclass
+class TranslationChecksConfig:
+    """What a machine translation must pass to be used (relevance/augment/checks.py)."""
+
+    language: bool = True  # langid (restricted to the 13 competition languages) must name the target language
+    language_top_k: int = 1  # ... among its top k guesses (short queries are hard to identify)
+    min_length_ratio: float = 0.25  # characters of the translation / characters of the source, at least
+    max_length_ratio: float = 4.0  # ... and at most
+    reject_copies: bool = True  # a translation equal to its source (case and spaces aside) is no translation
+    sample_size: int = 20  # accepted and rejected pairs kept per language for the run's artifact
+
+
+@dataclass
+class TranslatorConfig:
+    """`translator=<name>` (conf/translator/<name>.yaml): the machine translator every translating strategy
+    uses (`translated`, `pivot`, `to_english`). The defaults are NLLB-600M's, the translator of older runs."""
+
+    name: str = "nllb_600m"
+    backend: str = "seq2seq"  # seq2seq | causal_lm | ctranslate2 (relevance/augment/translator.py: BACKENDS)
+    source: str = "hub"  # hub | local | gguf_package | tiny_random, as model.source
+    model: str = "facebook/nllb-200-distilled-600M"  # hub id, local directory, or the package shipping a GGUF
+    revision: Optional[str] = None
+    gguf_file: Optional[str] = None  # source=gguf_package: the file inside the package
+    tiny: Optional[TinyModelConfig] = None  # source=tiny_random: architecture m2m100 | t5 | llama ...
+    # seq2seq: how the model is told the languages; templates over {flores} {iso} {name} {code}
+    source_language_token: Optional[str] = "{flores}"  # set as src_lang / prepended to the input; null: none
+    target_language_token: Optional[str] = "{flores}"  # NLLB {flores}, M2M100 __{iso}__, MADLAD-400 <2{iso}>
+    target_language_as: str = "forced_bos"  # forced_bos: first generated token | source_prefix: before the input
+    # causal_lm: a few-shot prompt per language pair, greedy, cut at `stop`
+    prompt: Optional[str] = None  # {source_name} {target_name} {source} {target} {examples} {text}
+    example: Optional[str] = None  # one few-shot pair: {source_name} {target_name} {source_text} {target_text}
+    prompts: dict[str, str] = field(default_factory=dict)  # per pair, e.g. {"fr-de": "..."}: replaces `prompt`
+    examples: dict[str, list[str]] = field(default_factory=dict)  # parallel phrases per language (same order)
+    chat_template: bool = True  # wrap the prompt in the tokenizer's chat template, when it has one
+    stop: str = "\n"  # the translation ends where this string first appears (a newline: one line)
+    max_length_ratio: float = 3.0  # new tokens <= ratio x source tokens + 4 (and <= max_new_tokens)
+    pad_token: Optional[str] = None  # used when the tokenizer has none (else its eos)
+    # decoding, all backends
+    batch_size: int = 16  # texts per generate() call, sorted by length
+    num_beams: int = 1  # 1: greedy
+    max_new_tokens: int = 64
+    max_input_tokens: int = 128
+    device: str = "auto"  # auto: cuda (bf16) when available, else cpu (fp32)
+    checks: TranslationChecksConfig = field(default_factory=TranslationChecksConfig)
+
+
+@dataclass
 class QuantConfig:
     name: str = MISSING
     bits: Optional[int] = None  # 4, 8, or null for no quantization
@@ -199,6 +245,7 @@ class TrainConfig:
     peft: PeftConfig = field(default_factory=PeftConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     augment: dict[str, Any] = field(default_factory=dict)
+    translator: TranslatorConfig = field(default_factory=TranslatorConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -294,6 +341,59 @@ def _problems(cfg: DictConfig):
     if not cfg.augment:
         yield "augment is empty: choose at least one strategy, e.g. augment=[original]"
     yield from _augment_problems(cfg)
+    yield from translator_problems(cfg.translator)
+
+
+def translator_problems(translator: DictConfig, prefix: str = "translator"):
+    """What cannot work in a translator config, each naming its key."""
+    from relevance.augment.translator import BACKENDS, template_problem
+
+    if translator.backend not in BACKENDS:
+        yield f"{prefix}.backend={translator.backend!r}: use one of {tuple(BACKENDS)}"
+    if translator.source not in MODEL_SOURCES:
+        yield f"{prefix}.source={translator.source!r}: use one of {MODEL_SOURCES}"
+    if translator.source == "tiny_random" and translator.tiny is None:
+        yield f"{prefix}.source=tiny_random needs {prefix}.tiny (the tiny model's architecture and dimensions)"
+    if translator.source == "gguf_package" and not translator.gguf_file:
+        yield f"{prefix}.source=gguf_package needs {prefix}.gguf_file (the GGUF file name inside the package)"
+    for key in ("batch_size", "num_beams", "max_new_tokens", "max_input_tokens"):
+        if translator[key] < 1:
+            yield f"{prefix}.{key}={translator[key]}: must be at least 1"
+    if translator.backend in ("seq2seq", "ctranslate2"):
+        if not translator.target_language_token:
+            yield (f"{prefix}.backend={translator.backend} needs {prefix}.target_language_token, e.g. '{{flores}}' "
+                   "(NLLB) or '<2{iso}>' (MADLAD-400)")
+        if translator.target_language_as not in ("forced_bos", "source_prefix"):
+            yield f"{prefix}.target_language_as={translator.target_language_as!r}: use forced_bos or source_prefix"
+        for key in ("source_language_token", "target_language_token"):
+            problem = template_problem(translator[key], "language")
+            if problem:
+                yield f"{prefix}.{key}={translator[key]!r}: {problem}"
+    if translator.backend == "causal_lm":
+        if not translator.prompt:
+            yield f"{prefix}.backend=causal_lm needs {prefix}.prompt (a template with {{text}} and {{target_name}})"
+        for key, template in [("prompt", translator.prompt), ("example", translator.example),
+                              *((f"prompts.{pair}", text) for pair, text in translator.prompts.items())]:
+            problem = template_problem(template, "prompt" if key != "example" else "example")
+            if problem:
+                yield f"{prefix}.{key}: {problem}"
+        for pair in translator.prompts:
+            problem = template_problem(pair, "pair")
+            if problem:
+                yield f"{prefix}.prompts has key {pair!r}: {problem}"
+        lengths = {len(phrases) for phrases in translator.examples.values()}
+        if len(lengths) > 1:
+            yield f"{prefix}.examples: every language needs the same number of phrases (parallel), got {sorted(lengths)}"
+        if not translator.max_length_ratio > 0:
+            yield f"{prefix}.max_length_ratio={translator.max_length_ratio}: must be positive"
+    checks = translator.checks
+    if not 0 <= checks.min_length_ratio < checks.max_length_ratio:
+        yield (f"{prefix}.checks.min_length_ratio={checks.min_length_ratio}, max_length_ratio="
+               f"{checks.max_length_ratio}: need 0 <= min < max")
+    if checks.language_top_k < 1:
+        yield f"{prefix}.checks.language_top_k={checks.language_top_k}: must be at least 1"
+    if checks.sample_size < 0:
+        yield f"{prefix}.checks.sample_size={checks.sample_size}: must be 0 or more"
 
 
 def _test_split_problems(data: DictConfig):
@@ -370,6 +470,12 @@ def _augment_problems(cfg: DictConfig):
         if name not in known:
             yield (f"augment has {name!r}, which no module registers: add @register({name!r}) in "
                    f"relevance/augment/<module>.py (known: {', '.join(known)})")
+            continue
+        moved = [key for key in ("model", "revision", "batch_size", "num_beams", "max_new_tokens", "device")
+                 if name in ("translated", "pivot", "to_english") and key in (cfg.augment[name] or {})]
+        if moved:
+            yield (f"augment.{name}.{moved[0]}: the translator's settings moved to the translator group: "
+                   f"use translator.{moved[0]}=... (or translator=<one of conf/translator/>)")
             continue
         try:
             strategy_options(name, cfg.augment[name])  # also what compose lets through: +augment.<name>.<new key>

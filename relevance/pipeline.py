@@ -95,8 +95,8 @@ def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, 
         run.log_metrics({f"augment_{stats.name}_rows": stats.rows_added,
                          f"augment_{stats.name}_seconds": stats.seconds,
                          **{f"augment_{stats.name}_{key}": value for key, value in stats.counters.items()}})
-        for file_name, value in stats.artifacts.items():
-            run.log_dict(value, f"data/{stats.name}_{file_name}")
+        for file_name, value in stats.artifacts.items():  # e.g. translation_checks.json: pairs to read
+            run.log_dict(value, f"augment/{stats.name}/{file_name}")
     run.log_table(mix.composition(), "data/mix_composition.json")
     run.log_dict({s.name: s.by_language_label for s in mix.stats}, "data/augment_rows_by_language_label.json")
     if cfg.tracking.log_datasets:

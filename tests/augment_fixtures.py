@@ -13,7 +13,7 @@ import numpy as np
 from datasets import Dataset
 
 from relevance.augment.base import AugmentContext
-from relevance.augment.languages import FLORES
+from relevance.augment.tiny_translators import write_tiny_m2m100, write_tiny_t5
 from relevance.data import languages, read_jsonl, write_demo_data
 from relevance.data.reader import table_features
 from relevance.data.text import normalise_text
@@ -44,16 +44,29 @@ def real_qc_rows(n: int, split: str = "train") -> Dataset:
 
 
 def context_for(original: Dataset, cache_dir: Path, *, task: str = "QC", eval_languages=None,
-                seed: int = 42, related_by: str | None = None, never_negative: str | None = "task") -> AugmentContext:
+                seed: int = 42, related_by: str | None = None, never_negative: str | None = "task",
+                translator=None) -> AugmentContext:
     """The context of a run of `task`: its relatedness and its never-negative rule come from
-    `conf/task/<task>.yaml` unless given."""
+    `conf/task/<task>.yaml` unless given; `translator`: the run's translator config (a dict or
+    node; None: the NLLB default)."""
     train_languages = languages(original) if len(original) else []
     negatives = task_config(task).negatives
     return AugmentContext(task=task, original=original, train_languages=train_languages,
                           eval_languages=list(eval_languages if eval_languages is not None else train_languages),
                           seed=seed, cache_dir=str(cache_dir),
                           related_by=related_by or negatives.related_by,
-                          never_negative=negatives.never_negative if never_negative == "task" else never_negative)
+                          never_negative=negatives.never_negative if never_negative == "task" else never_negative,
+                          translator=translator, models_dir=str(Path(cache_dir) / "models"))
+
+
+# Checks off: a tiny random model's translations are random tokens (what they are checked for is
+# tested in tests/test_translation_backends.py).
+NO_CHECKS = {"language": False, "reject_copies": False, "min_length_ratio": 0.0, "max_length_ratio": 1e6}
+
+
+def local_translator(model_dir: Path, **settings) -> dict:
+    """A translator config for a model directory the tests built (NLLB-style unless `settings` say)."""
+    return {"source": "local", "model": str(model_dir), "checks": dict(NO_CHECKS), **settings}
 
 
 def table_of(rows: list[dict], labelled: bool = True) -> Dataset:
@@ -68,51 +81,18 @@ def pair_set(table: Dataset, label: int | None = None) -> set[tuple[str, str]]:
 
 # -- a tiny random NLLB-style translation model ------------------------------------------------
 
-TINY_CORPUS = [
-    "running shoes", "zapatillas para correr", "chaussures de course", "laufschuhe", "scarpe da corsa",
-    "yoga mat", "esterilla de yoga", "tapis de yoga", "yogamatte", "tappetino yoga",
-    "phone case", "funda de móvil", "coque de téléphone", "handyhülle", "cover cellulare",
-    "black dress for women", "vestido negro", "robe noire femme", "schwarzes kleid", "vestito nero",
-    "power bank", "batería externa", "batterie externe", "coffee maker", "cafetera", "cafetière",
-]
-
-
 def build_tiny_nllb(directory: Path, *, generic_tokenizer: bool = False, seed: int = 0) -> Path:
-    """Save a random M2M100 (NLLB's architecture) + a BPE tokenizer trained on TINY_CORPUS,
-    with every FLORES code of `relevance.augment.languages` as a special token.
+    """Save a random M2M100 (NLLB's architecture) + a BPE tokenizer with every FLORES code of
+    `relevance.augment.languages` as a special token (`relevance.augment.tiny_translators`).
 
     `generic_tokenizer=False`: a real `NllbTokenizer` (src_lang support, as the hub model);
-    True: a plain `PreTrainedTokenizerFast` without src_lang (the translator must then
-    prepend the language token itself)."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer, PreTrainedTokenizerFast
+    True: a plain `PreTrainedTokenizerFast` without src_lang."""
+    return write_tiny_m2m100(directory, generic_tokenizer=generic_tokenizer, seed=seed)
 
-    specials = ["<s>", "<pad>", "</s>", "<unk>"]
-    lang_codes = sorted(set(FLORES.values()))
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    bpe.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
-    bpe.train_from_iterator(TINY_CORPUS * 3, trainers.BpeTrainer(vocab_size=300, special_tokens=specials))
-    if generic_tokenizer:
-        bpe.add_special_tokens(lang_codes)
-        tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>",
-                                            unk_token="<unk>", pad_token="<pad>")
-    else:
-        spec = json.loads(bpe.to_str())["model"]
-        merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in spec["merges"]]
-        tokenizer = NllbTokenizer(vocab=spec["vocab"], merges=merges, extra_special_tokens=lang_codes,
-                                  src_lang="eng_Latn")
-    config = M2M100Config(vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1,
-                          encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                          decoder_ffn_dim=32, max_position_embeddings=64, pad_token_id=1, bos_token_id=0,
-                          eos_token_id=2, decoder_start_token_id=2, scale_embedding=True)
-    torch.manual_seed(seed)
-    model = M2M100ForConditionalGeneration(config)
-    directory.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(directory)
-    model.save_pretrained(directory)
-    return directory
+
+def build_tiny_madlad(directory: Path, seed: int = 0) -> Path:
+    """A random T5 whose tokenizer has MADLAD-400's ``<2xx>`` target-language tokens."""
+    return write_tiny_t5(directory, seed=seed)
 
 
 # -- concurrent cache worker -------------------------------------------------------------------

@@ -13,10 +13,10 @@ from relevance.augment.embedder import Embedder
 from relevance.augment.mix import build_strategy, build_training_mix
 from relevance.augment.translator import Translator
 from relevance.predict import apply_input_strategies
-from tests.augment_fixtures import build_tiny_nllb, context_for, demo_table, pair_set
+from tests.augment_fixtures import build_tiny_nllb, context_for, demo_table, local_translator, pair_set
 from tests.conftest import CONF_DIR, compose_train
 
-NEW = ["translated", "pivot", "easy_neg", "hard_neg", "balance"]
+NEW = ["translated", "pivot", "to_english", "easy_neg", "hard_neg", "balance"]
 
 
 def augment_config(names: list[str], overrides: dict | None = None):
@@ -78,10 +78,10 @@ def test_original_easy_hard_balance_mix_then_cached_rebuild(tmp_path, monkeypatc
 def test_translated_and_pivot_in_the_mix(tmp_path, monkeypatch):
     model = build_tiny_nllb(tmp_path / "tiny_nllb")
     original = demo_table(tmp_path / "demo", "qc", rows=36)
+    translator = local_translator(model, max_new_tokens=5, batch_size=8)
     context = context_for(original, tmp_path / "cache" / "augment",
-                          eval_languages=[*sorted(set(original["language"])), "de"])
-    small = {"model": str(model), "max_new_tokens": 5, "batch_size": 8}
-    cfg = augment_config(["original", "translated", "pivot"], {"translated": small, "pivot": small})
+                          eval_languages=[*sorted(set(original["language"])), "de"], translator=translator)
+    cfg = augment_config(["original", "translated", "pivot"])
     result = build_training_mix(cfg, context)
     translated = result.table.filter(lambda r: r["source"] == "translated")
     assert set(translated["language"]) == {"de"} and len(translated) == len(original)
@@ -103,7 +103,7 @@ def test_translated_and_pivot_in_the_mix(tmp_path, monkeypatch):
     assert stats["pivot"]["cache_misses"] == 0 and stats["pivot"]["cache_hits"] > 0
     # `relevance.predict` rewrites an unlabelled file the same way, from the same cache.
     run_cfg = OmegaConf.create({"augment": cfg, "task": {"name": "QC"}, "seed": context.seed,
-                                "paths": {"cache_dir": str(tmp_path / "cache")}})
+                                "translator": translator, "paths": {"cache_dir": str(tmp_path / "cache")}})
     unlabelled = dev.remove_columns(["label"])
     scored_in = apply_input_strategies(run_cfg, unlabelled, context.train_languages)
     assert scored_in["pivot"] == dev_in["pivot"]

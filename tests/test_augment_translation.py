@@ -1,5 +1,6 @@
 """Translation: the language map, the `translated` and `pivot` strategies end to end on a
-tiny random NLLB-style model built here (no download), the cache, and the offline error."""
+tiny random NLLB-style model built here (no download), the cache, and the offline error.
+(Backends, checks and `to_english`: tests/test_translation_backends.py.)"""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from relevance.augment.languages import FLORES, UnknownLanguageError, competitio
 from relevance.augment.mix import build_strategy
 from relevance.augment.pivot import Pivot
 from relevance.augment.translated import Translated, TranslatedOptions
-from relevance.augment.translator import ModelUnavailableError, Translator, TranslatorOptions
+from relevance.augment.translator import ModelUnavailableError, Translator, make_translator
 from relevance.modeling.inputs import format_prompt
-from tests.augment_fixtures import build_tiny_nllb, context_for, table_of
+from tests.augment_fixtures import build_tiny_nllb, context_for, local_translator, table_of
 
 COMPETITION_LANGUAGES = ["ar", "de", "en", "es", "fr", "id", "it", "ja", "ko", "pl", "pt", "th", "vn"]
 
@@ -49,8 +50,9 @@ def test_language_map_covers_the_competition_and_rejects_unknown_codes():
 
 def test_translated_end_to_end_then_fully_cached(tiny_nllb, tmp_path, monkeypatch):
     original = table_of(rows())
-    context = context_for(original, tmp_path / "cache", eval_languages=["de", "en", "es", "fr", "it"])
-    strategy = build_strategy("translated", {"model": str(tiny_nllb), "batch_size": 2, "max_new_tokens": 6})
+    context = context_for(original, tmp_path / "cache", eval_languages=["de", "en", "es", "fr", "it"],
+                          translator=local_translator(tiny_nllb, batch_size=2, max_new_tokens=6))
+    strategy = build_strategy("translated", {})
     added = strategy.generate(original.select([]), context)
 
     assert sorted(set(added["language"])) == ["de", "it"]  # eval languages training lacks
@@ -68,6 +70,8 @@ def test_translated_end_to_end_then_fully_cached(tiny_nllb, tmp_path, monkeypatc
     translator = strategy.translator
     tokenizer, _ = translator.load()
     last = translator.last_generation
+    source_token = tokenizer.convert_tokens_to_ids(to_flores(last["source"]))
+    assert last["input_ids"][:, 0].tolist() == [source_token] * last["input_ids"].shape[0]  # [src] text </s>
     forced = tokenizer.convert_tokens_to_ids(to_flores(last["target"]))
     assert last["kwargs"]["forced_bos_token_id"] == forced
     assert last["kwargs"]["num_beams"] == 1 and last["kwargs"]["max_new_tokens"] == 6
@@ -78,7 +82,7 @@ def test_translated_end_to_end_then_fully_cached(tiny_nllb, tmp_path, monkeypatc
 
     # Second run: everything from the cache, no model load.
     monkeypatch.setattr(Translator, "load", lambda self: pytest.fail("the model was loaded on a fully cached run"))
-    again = build_strategy("translated", {"model": str(tiny_nllb), "batch_size": 2, "max_new_tokens": 6})
+    again = build_strategy("translated", {})
     second = again.generate(original.select([]), context)
     assert second.to_list() == added.to_list()
     assert again.counters["cache_hits"] == 2 * len(original)
@@ -87,18 +91,17 @@ def test_translated_end_to_end_then_fully_cached(tiny_nllb, tmp_path, monkeypatc
 
 def test_translated_options_field_languages_and_sampling(tiny_nllb, tmp_path):
     original = table_of(rows(4))
-    context = context_for(original, tmp_path / "cache", eval_languages=["de"])
-    settings = {"model": str(tiny_nllb), "max_new_tokens": 4, "target_languages": ["pl", "vi"],
-                "max_rows_per_language": 5}
+    translator = local_translator(tiny_nllb, max_new_tokens=4)
+    context = context_for(original, tmp_path / "cache", eval_languages=["de"], translator=translator)
+    settings = {"target_languages": ["pl", "vi"], "max_rows_per_language": 5}
     first = build_strategy("translated", settings).generate(original.select([]), context)
     assert sorted(set(first["language"])) == ["pl", "vn"]
     assert [first["language"].count(lang) for lang in ("pl", "vn")] == [5, 5]
     assert build_strategy("translated", settings).generate(original.select([]), context).to_list() == first.to_list()
-    other_seed = context_for(original, tmp_path / "cache", eval_languages=["de"], seed=7)
+    other_seed = context_for(original, tmp_path / "cache", eval_languages=["de"], seed=7, translator=translator)
     assert build_strategy("translated", settings).generate(original.select([]), other_seed)["id"] != first["id"]
 
-    by_target = build_strategy("translated", {"model": str(tiny_nllb), "max_new_tokens": 4, "field": "target",
-                                              "target_languages": ["it"]})
+    by_target = build_strategy("translated", {"field": "target", "target_languages": ["it"]})
     out = by_target.generate(original.select([]), context)
     assert out["query"] == original["query"] and all(t.strip() for t in out["target"])
     assert out["target"] != original["target"]
@@ -108,13 +111,19 @@ def test_translated_options_field_languages_and_sampling(tiny_nllb, tmp_path):
         TranslatedOptions(target_languages=["de", "xx"])
 
 
-def test_translator_prepends_the_language_token_for_tokenizers_without_src_lang(tmp_path):
-    model_dir = build_tiny_nllb(tmp_path / "generic", generic_tokenizer=True)
-    translator = Translator(model=str(model_dir), max_new_tokens=4, cache_dir=tmp_path / "cache", progress=False)
+@pytest.mark.parametrize("generic", [False, True], ids=["nllb_tokenizer", "plain_tokenizer"])
+def test_seq2seq_input_is_source_token_text_eos_whatever_the_tokenizer(tmp_path, generic):
+    model_dir = build_tiny_nllb(tmp_path / "tiny", generic_tokenizer=generic)
+    translator = make_translator(local_translator(model_dir, max_new_tokens=4), cache_dir=tmp_path / "cache",
+                                 progress=False)
     tokenizer, _ = translator.load()
-    assert not hasattr(type(tokenizer), "src_lang")
-    batch = translator._encode(tokenizer, ["tapis de yoga", "coque"], "fra_Latn")
-    assert batch["input_ids"][:, 0].tolist() == [tokenizer.convert_tokens_to_ids("fra_Latn")] * 2
+    assert hasattr(type(tokenizer), "src_lang") != generic
+    batch = translator.encode(["tapis de yoga", "coque"], "fr", "de")
+    french, english = tokenizer.convert_tokens_to_ids("fra_Latn"), tokenizer.convert_tokens_to_ids("eng_Latn")
+    assert batch["input_ids"][:, 0].tolist() == [french] * 2
+    assert english not in batch["input_ids"].flatten().tolist()  # not NllbTokenizer's default src_lang
+    for ids, mask in zip(batch["input_ids"].tolist(), batch["attention_mask"].tolist()):
+        assert ids[sum(mask) - 1] == tokenizer.eos_token_id
     out = translator.translate(["tapis de yoga", "coque", "tapis de yoga"], "fr", "de")
     assert len(out) == 3 and out[0] == out[2]
     assert translator.last_generation["output_ids"][:, 1].tolist() == [tokenizer.convert_tokens_to_ids("deu_Latn")] * 2
@@ -125,8 +134,9 @@ def test_translator_prepends_the_language_token_for_tokenizers_without_src_lang(
 def test_pivot_adds_an_english_pivot_even_to_unlabelled_tables(tiny_nllb, tmp_path):
     unlabelled = table_of([{k: v for k, v in r.items() if k != "label"} for r in rows()], labelled=False)
     assert "label" not in unlabelled.column_names
-    context = context_for(unlabelled, tmp_path / "cache")
-    strategy = build_strategy("pivot", OmegaConf.create({"model": str(tiny_nllb), "max_new_tokens": 5}))
+    context = context_for(unlabelled, tmp_path / "cache",
+                          translator=OmegaConf.create(local_translator(tiny_nllb, max_new_tokens=5)))
+    strategy = build_strategy("pivot", OmegaConf.create({}))
     assert strategy.rewrites_inputs() and len(strategy.generate(unlabelled.select([]), context)) == 0
     out = strategy.transform_inputs(unlabelled, context)
     assert out.column_names == unlabelled.column_names + ["pivot"]
@@ -151,25 +161,30 @@ def test_a_missing_model_fails_fast_and_says_which_setting_to_change(tmp_path):
     original = table_of(rows(1))
     context = context_for(original, tmp_path / "cache", eval_languages=["de", "en"])
     started = time.perf_counter()
-    with pytest.raises(ModelUnavailableError, match=r"augment\.translated\.model=/path/to/local/dir") as err:
-        Translated(TranslatedOptions(model="no-such-org/no-such-nllb-model")).generate(original.select([]), context)
+    missing_hub = {"model": "no-such-org/no-such-nllb-model"}
+    context = context_for(original, tmp_path / "cache", eval_languages=["de", "en"], translator=missing_hub)
+    with pytest.raises(ModelUnavailableError, match=r"translator\.model=/path/to/local/dir") as err:
+        Translated(TranslatedOptions()).generate(original.select([]), context)
     assert time.perf_counter() - started < 30
     assert "'no-such-org/no-such-nllb-model' could not be loaded" in str(err.value)
-    with pytest.raises(ModelUnavailableError, match="no such directory.*augment.pivot.model"):
-        Pivot(TranslatorOptions(model=str(tmp_path / "missing_dir"))).transform_inputs(original, context)
+    missing_dir = context_for(original, tmp_path / "cache", translator={"model": str(tmp_path / "missing_dir")})
+    with pytest.raises(ModelUnavailableError, match="no such directory.*translator.model"):
+        Pivot().transform_inputs(original, missing_dir)
     # Nothing to translate → the model is never needed.
-    nothing = context_for(original, tmp_path / "cache", eval_languages=["en", "es", "fr"])
-    missing = Translated(TranslatedOptions(model="no-such-org/no-such-nllb-model"))
-    assert len(missing.generate(original.select([]), nothing)) == 0
+    nothing = context_for(original, tmp_path / "cache", eval_languages=["en", "es", "fr"], translator=missing_hub)
+    assert len(Translated(TranslatedOptions()).generate(original.select([]), nothing)) == 0
 
 
 def test_translation_cache_key_follows_model_languages_and_decoding(tmp_path):
     def key(**kw):
         settings = {"model": "org/model", "num_beams": 1, "max_new_tokens": 64, **kw}
-        source, target = settings.pop("source", "fr"), settings.pop("target", "de")
-        return Translator(**settings).cache_key(source, target)
+        source, target = settings.pop("from_", "fr"), settings.pop("to", "de")
+        return make_translator(settings).cache_key(source, target)
 
     base = key()
-    assert base == key(batch_size=3) == key(target="deu_Latn")  # batch size and code spelling do not matter
+    # batch size, device, checks and code spelling do not matter
+    assert base == key(batch_size=3) == key(to="deu_Latn") == key(device="cpu") == key(checks={"language": False})
     assert len({base, key(model="org/other"), key(revision="v2"), key(num_beams=4), key(max_new_tokens=32),
-                key(source="es"), key(target="it")}) == 7
+                key(from_="es"), key(to="it"), key(target_language_token="__{iso}__"),
+                key(target_language_as="source_prefix"), key(backend="causal_lm", prompt="{text} ->"),
+                key(backend="causal_lm", prompt="{text} =>")}) == 11

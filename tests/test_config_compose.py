@@ -10,7 +10,8 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 from relevance.config import ConfigError, validate_config
 from tests.conftest import CONF_DIR, compose_train
 
-GROUPS = ["task", "data", "model", "quant", "peft", "head", "trainer", "evaluation", "tracking", "paths"]
+GROUPS = ["task", "data", "model", "quant", "peft", "head", "translator", "trainer", "evaluation", "tracking",
+          "paths"]
 
 
 def options(group: str) -> list[str]:

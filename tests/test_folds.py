@@ -327,7 +327,7 @@ def test_a_training_run_filters_its_rows_and_logs_which(fold_sweep, noise, share
     assert metrics["augment_noise_filter_contradicted"] == metrics["augment_noise_filter_dropped"] == len(expected)
     assert metrics["augment_noise_filter_rows"] == -len(expected)
     assert int(run.data.params["data.mix_rows"]) == int(run.data.params["data.train_rows"]) - len(expected)
-    listed = json.loads(Path(client.download_artifacts(run.info.run_id, "data/noise_filter_rows.json",
+    listed = json.loads(Path(client.download_artifacts(run.info.run_id, "augment/noise_filter/rows.json",
                                                        str(tmp_path))).read_text())
     assert [r["id"] for r in listed["rows"]] == expected and listed["action"] == "drop"
 

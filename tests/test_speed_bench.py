@@ -26,3 +26,13 @@ def test_training_benchmark_runs_on_the_tiny_model(shared_cache, tmp_path):
     assert naive["training"]["rows_per_s_vs_naive"] == 1.0
     assert 0 < new["training"]["share_of_bf16_peak"] and report["matmul_peak_flop_per_s"]["bfloat16"] > 0
     assert "| new defaults" in done.stdout
+
+
+def test_translation_benchmark_runs_on_tiny_translators_and_the_rerun_is_cached(tmp_path):
+    done = subprocess.run([sys.executable, "benchmarks/bench_translation.py", "--rows", "16",
+                           "--cache-dir", str(tmp_path)],
+                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| tiny_")]
+    assert [row.split(" | ")[0] for row in rows] == ["| tiny_seq2seq", "| tiny_causal"]
+    assert all(row.split(" | ")[2] == "16" and row.endswith("| yes |") for row in rows)  # re-run ≤ 5 %

@@ -117,6 +117,8 @@ class AugmentContext:
     related_by: str | None  # task.negatives.related_by: what makes two targets related (augment/negatives.py)
     never_negative: str | None = None  # task.negatives.never_negative: candidates a known positive protects
     tracking_uri: str | None = None  # the run's MLflow store, for strategies that read other runs (noise_filter)
+    translator: Any = None  # the run's `translator` config (conf/translator/); None: NLLB-600M, older runs' default
+    models_dir: str | None = None  # where GGUF conversions and tiny models are cached (translator sources)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -132,7 +134,7 @@ class Strategy:
     rewrites every table the model reads: the training mix, dev, and files scored by
     `relevance.predict`. `self.options` holds the strategy's options (its dataclass);
     `counters` are logged to MLflow as `augment_<name>_<key>` (e.g. cache hits), `artifacts`
-    (file name -> JSON-able value) as `data/<name>_<file name>`. `check_references` checks,
+    (file name -> JSON-able value) as `augment/<name>/<file name>`. `check_references` checks,
     before anything loads, the other runs the options name (a strategy that reads none has
     nothing to check)."""
 

@@ -1,8 +1,12 @@
-"""Competition language codes ↔ FLORES-200 codes (what NLLB's tokenizer calls languages).
+"""Competition language codes ↔ the codes translators use, one map for every backend.
 
 The competition writes Vietnamese as ``vn``; ``vi`` (ISO 639-1) is accepted as an alias.
 A FLORES code passed where a competition code is expected is accepted unchanged, so a
 config may say ``target_languages: [deu_Latn]`` as well as ``[de]``.
+
+`language_fields` gives every spelling a translator config may put in a template:
+``{flores}`` (NLLB: ``deu_Latn``), ``{iso}`` (M2M100 ``__de__``, MADLAD-400 ``<2de>``),
+``{name}`` (an LLM prompt: ``German``) and ``{code}`` (the competition's ``de``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ FLORES = {
     "vn": "vie_Latn",
 }
 ALIASES = {"vi": "vn"}
+ISO = {"vn": "vi"}  # ISO 639-1 where the competition's code differs
+NAMES = {
+    "ar": "Arabic", "de": "German", "en": "English", "es": "Spanish", "fr": "French", "id": "Indonesian",
+    "it": "Italian", "ja": "Japanese", "ko": "Korean", "pl": "Polish", "pt": "Portuguese", "th": "Thai",
+    "vn": "Vietnamese",
+}
 COMPETITION = {flores: code for code, flores in FLORES.items()}
 
 
@@ -51,3 +61,15 @@ def competition_code(code: str) -> str:
 def to_flores(code: str) -> str:
     """FLORES-200 code of a competition language code, e.g. ``de`` → ``deu_Latn``."""
     return FLORES[competition_code(code)]
+
+
+def iso_code(code: str) -> str:
+    """ISO 639-1 code of a competition language code (``vn`` → ``vi``, ``de`` → ``de``)."""
+    clean = competition_code(code)
+    return ISO.get(clean, clean)
+
+
+def language_fields(code: str) -> dict[str, str]:
+    """The spellings of one language that translator templates may use (see the module docstring)."""
+    clean = competition_code(code)
+    return {"code": clean, "iso": iso_code(clean), "flores": FLORES[clean], "name": NAMES[clean]}

@@ -24,7 +24,7 @@ class StrategyStats:
     seconds: float
     by_language_label: dict[str, int]  # rows added (or, for a filter, rows dropped or relabelled) by language|label
     counters: dict[str, float]
-    artifacts: dict = field(default_factory=dict)  # file name -> JSON-able value, logged as data/<name>_<file name>
+    artifacts: dict = field(default_factory=dict)  # file name -> JSON-able value, logged under augment/<name>/
 
 
 @dataclass
@@ -58,14 +58,42 @@ def augment_context(cfg: DictConfig, original: Dataset, train_languages: list[st
         related_by=OmegaConf.select(cfg, "task.negatives.related_by", default=None),  # None in older runs' configs
         never_negative=OmegaConf.select(cfg, "task.negatives.never_negative", default=None),
         tracking_uri=OmegaConf.select(cfg, "tracking.tracking_uri", default=None, throw_on_resolution_failure=False),
+        translator=OmegaConf.select(cfg, "translator", default=None) or legacy_translator(cfg.augment),
+        models_dir=str(Path(cfg.paths.cache_dir) / "models"),
     )
+
+
+# Runs logged before the `translator` group kept NLLB's settings in augment.translated / augment.pivot.
+LEGACY_TRANSLATOR_KEYS = ("model", "revision", "batch_size", "num_beams", "max_new_tokens", "device")
+
+
+# ... and used every non-empty translation: scored again, its inputs must be rewritten as they were then.
+LEGACY_CHECKS = {"language": False, "reject_copies": False, "min_length_ratio": 0.0, "max_length_ratio": 1e9}
+
+
+def legacy_translator(augment_cfg: DictConfig) -> dict | None:
+    """An older run's translator, read from its strategies' settings (None: the NLLB default)."""
+    for name in ("pivot", "translated"):
+        settings = augment_cfg.get(name) if augment_cfg is not None else None
+        if settings is not None and "model" in settings:
+            return {**{key: settings[key] for key in LEGACY_TRANSLATOR_KEYS if key in settings},
+                    "checks": dict(LEGACY_CHECKS)}
+    return None
 
 
 def input_strategies(augment_cfg: DictConfig) -> list[Strategy]:
     """The chosen strategies that rewrite model inputs, for scoring new files the way the run was trained
-    (only those are built: the other strategies' settings do not matter there)."""
-    return [build_strategy(name, settings) for name, settings in augment_cfg.items()
+    (only those are built: the other strategies' settings do not matter there). An older run's
+    translator settings in its strategies' settings are left to `legacy_translator`."""
+    return [build_strategy(name, _without_legacy_keys(settings)) for name, settings in augment_cfg.items()
             if strategy_class(name).rewrites_inputs()]
+
+
+def _without_legacy_keys(settings: DictConfig | dict | None) -> dict | None:
+    if settings is None:
+        return None
+    values = OmegaConf.to_container(settings, resolve=True) if isinstance(settings, DictConfig) else dict(settings)
+    return {key: value for key, value in values.items() if key not in LEGACY_TRANSLATOR_KEYS}
 
 
 def apply_input_strategies(strategies: list, table: Dataset, context: AugmentContext) -> Dataset:

@@ -14,7 +14,7 @@ of other data, an error). Rows without an out-of-fold score (other strategies' r
 given folds did not score) are kept as they are.
 
 Counters (`augment_noise_filter_<name>` metrics): ``scored``, ``unscored``, ``contradicted``,
-``dropped`` or ``relabelled``, ``oof_runs``; the artifact `data/noise_filter_rows.json` lists
+``dropped`` or ``relabelled``, ``oof_runs``; the artifact `augment/noise_filter/rows.json` lists
 every contradicted row (id, language, label, probability, action). Deterministic: no draw.
 """
 

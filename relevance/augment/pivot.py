@@ -7,41 +7,47 @@ rows get their own query as pivot, which `format_prompt` skips (it equals the qu
 
 It runs on every table the model reads — the training mix, dev, and the files
 `relevance.predict` scores — so it works on unlabelled tables too (id, task, language,
-query, target). Same translator and cache as `translated` (``<cache_dir>/translations``):
-a query translated once is never translated again, by any run.
+query, target). Same translator (the `translator=` group), checks and cache as
+`translated` (``<cache_dir>/translations``): a query translated once is never translated
+again, by any run. A translation that fails a check is not shown (the pivot is the query
+itself) and is counted as ``rejected_<the row's language>``.
 """
 
 from __future__ import annotations
 
 from datasets import Dataset
 
-from relevance.augment.base import AugmentContext, Strategy, register
+from relevance.augment.base import AugmentContext, NoOptions, register
+from relevance.augment.cache import column_values
 from relevance.augment.languages import competition_code
-from relevance.augment.translator import Translator, TranslatorOptions
+from relevance.augment.translating import TranslatingStrategy
 
 PIVOT_LANGUAGE = "en"
 
 
-@register("pivot", options=TranslatorOptions)
-class Pivot(Strategy):
-    options: TranslatorOptions
-    translator: Translator | None = None  # made on the first table
+def english_of_queries(strategy: TranslatingStrategy, table: Dataset, context: AugmentContext) -> list[str | None]:
+    """Each row's query in English: the query itself for English rows, None where the
+    translation failed its checks. Shared by `pivot` and `to_english`."""
+    queries, codes = column_values(table, "query", "language")
+    languages = [competition_code(lang) for lang in codes]
+    english: list[str | None] = list(queries)
+    for language in sorted(set(languages) - {PIVOT_LANGUAGE}):
+        rows = [i for i, lang in enumerate(languages) if lang == language]
+        translated = strategy.checked_translations([queries[i] for i in rows], language, PIVOT_LANGUAGE, context,
+                                                   language=language)
+        for i, text in zip(rows, translated):
+            english[i] = text
+    return english
+
+
+@register("pivot", options=NoOptions)
+class Pivot(TranslatingStrategy):
+    version = "2"  # 2: translations are checked; the translator is the `translator=` group
 
     def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
-        if self.translator is None:
-            self.translator = self.options.make_translator(context.cache_dir, setting="augment.pivot.model")
-        queries = table["query"]
-        languages = [competition_code(lang) for lang in table["language"]]
-        pivots = list(queries)
-        for language in sorted(set(languages) - {PIVOT_LANGUAGE}):
-            rows = [i for i, lang in enumerate(languages) if lang == language]
-            translated = self.translator.translate([queries[i] for i in rows], language, PIVOT_LANGUAGE)
-            for i, text in zip(rows, translated):
-                if text.strip():
-                    pivots[i] = text.strip()
-                else:
-                    self.count("empty_translations")
-        self.counters.update(self.translator.counters)
+        english = english_of_queries(self, table, context)
+        (queries,) = column_values(table, "query")
+        pivots = [text if text is not None else query for text, query in zip(english, queries)]
         if "pivot" in table.column_names:
             table = table.remove_columns("pivot")
         return table.add_column("pivot", pivots)

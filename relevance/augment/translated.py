@@ -1,4 +1,5 @@
-"""`translated`: copies of training rows machine-translated into languages training lacks.
+"""`translated` (the `into_missing` mode): copies of training rows machine-translated into
+languages training lacks.
 
 The competition's dev/test sets hold languages the training set does not (QC: de, it,
 pl, ar...). This strategy translates one text field of the rows it builds on (the mix
@@ -10,12 +11,17 @@ each target language, keeping the label:
 * `field` — ``query`` (default: the multilingual side) or ``target``;
 * `max_rows_per_language` — at most this many rows translated per target language,
   a sample that is the same for the same seed (bounds CPU time); null: all rows;
-* model, revision, batch_size, num_beams, max_new_tokens, device — see `Translator`.
+* the translator itself (NLLB, M2M100, MADLAD-400, an instruction LLM...) is the run's
+  `translator=` config group, shared with `pivot` and `to_english`.
 
 Added rows: ``language`` = the target language, ``source`` = ``translated``, ``id`` =
-``<original id>~<language>``. A translation that comes back empty is dropped (counter
-``empty_translations``). Translations are cached per text (counters ``cache_hits`` /
-``cache_misses`` count distinct texts), so a rerun loads no model.
+``<original id>~<language>``. Each translation must pass the checks of
+`relevance.augment.checks` (language, length ratio, not a copy; ``translator.checks``):
+a failure is dropped and counted (``rejected_<language>`` → the run's metric
+``augment_translated_rejected_<language>``), and a sample of accepted and rejected pairs
+is logged as ``augment/translated/translation_checks.json``. Translations are cached per
+text (counters ``cache_hits`` / ``cache_misses`` count distinct texts), so a rerun loads
+no model.
 """
 
 from __future__ import annotations
@@ -26,10 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 from datasets import Dataset
 
-from relevance.augment.base import AugmentContext, Strategy, base_rows, register
+from relevance.augment.base import AugmentContext, base_rows, register
 from relevance.augment.cache import stable_seed
 from relevance.augment.languages import competition_code
-from relevance.augment.translator import Translator, TranslatorOptions
+from relevance.augment.translating import TranslatingStrategy
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +43,7 @@ FIELDS = ("query", "target")
 
 
 @dataclass
-class TranslatedOptions(TranslatorOptions):
+class TranslatedOptions:
     field: str = "query"  # which text to translate: query (the multilingual side) or target
     target_languages: list[str] | None = None  # null: dev/test languages missing from training
     max_rows_per_language: int | None = None  # cap on rows translated per target language (seeded sample)
@@ -52,9 +58,9 @@ class TranslatedOptions(TranslatorOptions):
 
 
 @register("translated", options=TranslatedOptions)
-class Translated(Strategy):
+class Translated(TranslatingStrategy):
+    version = "2"  # 2: translations are checked (language, length ratio, not a copy); the translator group
     options: TranslatedOptions
-    translator: Translator | None = None  # made by generate
 
     def languages_for(self, context: AugmentContext) -> list[str]:
         if self.options.target_languages is not None:
@@ -66,7 +72,6 @@ class Translated(Strategy):
         base = base_rows(mix, context)
         targets = self.languages_for(context)
         self.count("target_languages", len(targets))
-        self.translator = self.options.make_translator(context.cache_dir, setting="augment.translated.model")
         field, max_rows = self.options.field, self.options.max_rows_per_language
         columns = {name: [] for name in base.column_names}
         row_languages = [competition_code(lang) for lang in base["language"]]
@@ -77,21 +82,19 @@ class Translated(Strategy):
             if max_rows and len(chosen) > max_rows:
                 rng = np.random.default_rng(stable_seed(context.seed, "translated", target))
                 chosen = sorted(rng.choice(chosen, size=max_rows, replace=False).tolist())
-            translations: dict[int, str] = {}
+            translations: dict[int, str | None] = {}
             for source in sorted({row_languages[i] for i in chosen}):
                 rows = [i for i in chosen if row_languages[i] == source]
-                out = self.translator.translate([values[i] for i in rows], source, target)
+                out = self.checked_translations([values[i] for i in rows], source, target, context)
                 translations.update(zip(rows, out))
             for i in chosen:
-                text = translations[i].strip()
-                if not text:
-                    self.count("empty_translations")
+                text = translations[i]
+                if text is None:  # failed a check: counted as rejected_<target>
                     continue
                 row = dict(records[i])
                 row.update({field: text, "language": target, "source": self.name, "id": f"{row['id']}~{target}"})
                 for name in columns:
                     columns[name].append(row[name])
-        for key, value in self.translator.counters.items():
-            self.counters[key] = value
+        self.sync_counters()
         log.info("translated %s into %s: %d rows", field, targets, len(columns["id"]))
         return Dataset.from_dict(columns, features=base.features)
