@@ -13,7 +13,7 @@ SERVER_WORKERS ?= 4
 # more `mlflow server` options, e.g. --allowed-hosts mlflow.example.org:5001
 SERVER_OPTS ?=
 
-.PHONY: install demo test test-slow test-full ui server sweep-smoke ablation-cpu compare notebook clean-cache
+.PHONY: install demo test test-integration test-slow test-full ui server sweep-smoke ablation-cpu compare notebook clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -30,18 +30,22 @@ install: $(STAMP)
 
 ## demo: fine-tune Gemma-3 270M (nf4 + LoRA) on the embedded demo data; logs to ./mlflow.db
 demo: install
-	$(PY) -m relevance.train
+	$(PY) -m relevance.train experiment=demo
 
 ## test: the fast tests (tiny models, temp MLflow stores)
 test: install
 	# two workers, one thread each (two cores; more threads per worker oversubscribe them); a file stays on one worker
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile
 
+## test-integration: many processes at once (sweeps on launchers, kill and resume, the tracking server), two workers
+test-integration: install
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile -m "integration and not slow"
+
 ## test-slow: only the slow tests (real Gemma-3 270M on the real QC rows; the MLflow UI in headless Chromium)
 test-slow: install
 	$(PY) -m pytest -q -m slow
 
-## test-full: fast and slow tests
+## test-full: every test: fast, integration and slow
 test-full: install
 	$(PY) -m pytest -q -m ""
 

@@ -16,12 +16,15 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import f1_score
 
 from tests.conftest import cli_env, tiny_run_args
 from tests.sweep_fixtures import children_of, parents_of
+
+pytestmark = pytest.mark.integration  # runs and sweeps started together: make test-integration
 
 SINGLE_LRS = ("0.001", "0.002")
 SWEEP_LRS = ("0.003",)

@@ -27,6 +27,8 @@ from relevance.training.checkpoints import checkpoints_root
 from tests.conftest import cli_env, compose_train, run_cli, tiny_run_args
 from tests.sweep_fixtures import children_of, parents_of, sweep_args
 
+pytestmark = pytest.mark.integration  # killed runs and sweeps (SIGTERM, kill -9) and their resumption: make test-integration
+
 # three epochs of ~31 optimizer steps, a resumable checkpoint every 2 steps
 RESUMABLE = ["trainer.epochs=3", "trainer.save_checkpoints=true", "trainer.checkpoint_every_steps=2",
              "trainer.num_threads=1"]

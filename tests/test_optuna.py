@@ -12,6 +12,8 @@ import yaml
 from relevance.tracking.job import failed_value
 from tests.sweep_fixtures import run_sweep
 
+pytestmark = pytest.mark.integration  # Optuna sweeps: make test-integration
+
 TINY = ["model=tiny_random", "trainer=smoke", "trainer.epochs=1", "data.max_train_rows=240"]
 
 

@@ -10,9 +10,12 @@ from collections import defaultdict
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.conftest import CONF_DIR
 from tests.sweep_fixtures import run_sweep
+
+pytestmark = pytest.mark.integration  # sweeps on the joblib launcher's worker processes: make test-integration
 
 HAS_EASY_NEG = (CONF_DIR / "augment" / "easy_neg.yaml").exists()
 

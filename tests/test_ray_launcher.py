@@ -16,6 +16,8 @@ from tests.conftest import CONF_DIR
 from tests.servers import loopback_network, ray_head, relevance_cli
 from tests.sweep_fixtures import children_of, parents_of
 
+pytestmark = pytest.mark.integration  # a Ray cluster: make test-integration
+
 pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="make install (installs hydra-ray-launcher)")
 
 

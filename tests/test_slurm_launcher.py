@@ -19,6 +19,8 @@ from tests.conftest import cli_env
 from tests.servers import loopback_network, slurm_cluster, wait_for
 from tests.sweep_fixtures import children_of, parents_of, run_sweep
 
+pytestmark = pytest.mark.integration  # submitit's local executor and a real SLURM cluster: make test-integration
+
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="make install (pyproject's cluster extra)")
 
 # the cluster is one node with 2 CPUs and no GPU

@@ -20,6 +20,8 @@ from tests.conftest import cli_env
 from tests.servers import postgres, relevance_cli, tracking_server
 from tests.sweep_fixtures import children_of, parents_of
 
+pytestmark = pytest.mark.integration  # PostgreSQL-backed tracking server and parallel sweeps against it: make test-integration
+
 pytest.importorskip("psycopg", reason="make install (pyproject's cluster extra: psycopg, PostgreSQL's driver)")
 
 
