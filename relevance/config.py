@@ -198,6 +198,7 @@ class TrainerConfig:
     max_tokens_per_batch: Optional[int] = None  # batching=tokens: padded-token budget of a training batch
     eval_max_tokens_per_batch: Optional[int] = None  # batching=tokens: of evaluation/scoring batches (null: same)
     gradient_checkpointing: bool = False
+    torch_compile: bool = False  # the training model through torch.compile; scoring (dev, test, predict) stays eager
     logging_steps: int = 10
     save_checkpoints: bool = True  # resumable checkpoints (weights, optimizer, scheduler, RNG, step)
     checkpoint_every_steps: Optional[int] = None  # every N optimizer steps; null: at each epoch's end

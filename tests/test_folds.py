@@ -143,6 +143,7 @@ def download_frame(client, run_id: str, artifact: str, work: Path) -> pd.DataFra
     return pd.read_json(client.download_artifacts(run_id, artifact, str(work)), lines=True, dtype={"id": str})
 
 
+@pytest.mark.integration  # a 2-fold sweep: make test-integration
 def test_each_fold_logs_its_out_of_fold_scores_and_together_they_cover_the_pool(fold_sweep, shared_cache, tmp_path):
     client, children = fold_sweep.client, fold_sweep.children
     assert [c.info.status for c in children] == ["FINISHED"] * FOLDS
@@ -190,6 +191,7 @@ def ensemble_prediction(fold_sweep, shared_cache, tmp_path_factory):
     return ensemble, stdout, members, listed, common, work
 
 
+@pytest.mark.integration  # a 2-fold sweep: make test-integration
 def test_predict_averages_the_folds_at_the_pooled_out_of_fold_threshold(fold_sweep, ensemble_prediction):
     ensemble, stdout, members, listed, _, work = ensemble_prediction
     member_scores = np.array([[row["score"] for row in rows] for rows in members.values()])
@@ -208,6 +210,7 @@ def test_predict_averages_the_folds_at_the_pooled_out_of_fold_threshold(fold_swe
     assert listed == ensemble  # run=[id0,id1] is the same ensemble as its sweep parent
 
 
+@pytest.mark.integration  # a 2-fold sweep: make test-integration
 def test_bad_ensembles_fail_before_any_model_loads(fold_sweep, ensemble_prediction, tmp_path):
     _, _, _, _, common, _ = ensemble_prediction
     first = fold_sweep.children[0].info.run_id
@@ -276,6 +279,7 @@ def filter_context(fold_sweep, table, cache: Path) -> AugmentContext:
                           tracking_uri=fold_sweep.tracking_uri)
 
 
+@pytest.mark.integration  # a 2-fold sweep: make test-integration
 def test_the_noise_filter_drops_or_relabels_exactly_the_confident_contradictions(fold_sweep, training_rows, noise,
                                                                                tmp_path):
     _, confidence, expected = noise
@@ -315,6 +319,7 @@ def test_noise_filter_settings_are_checked(settings, message):
                                        *[f"augment.noise_filter.{k}={v}" for k, v in settings.items()]]))
 
 
+@pytest.mark.integration  # a 2-fold sweep: make test-integration
 def test_a_training_run_filters_its_rows_and_logs_which(fold_sweep, noise, shared_cache, tmp_path):
     _, confidence, expected = noise
     root, client = fold_sweep.root, fold_sweep.client

@@ -7,9 +7,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, cli_env
 
 
+@pytest.mark.integration  # a benchmark on a tiny size: make test-integration
 def test_gpu_check_runs_tiny(shared_cache):
     done = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--tiny", "--steps", "2", "--warmup-steps", "1",
                            "--score-rows", "32", "--cache-dir", str(shared_cache)],

@@ -230,6 +230,7 @@ def test_bf16_embeddings_agree_with_fp32(titles):
     assert difference.max() < 0.02 and difference.mean() < 0.003
 
 
+@pytest.mark.integration  # a benchmark on a tiny size: make test-integration
 def test_hard_neg_benchmark_runs_on_a_tiny_size(tmp_path):
     done = subprocess.run([sys.executable, "benchmarks/bench_hard_neg.py", "--targets", "500", "--baseline-targets",
                            "300", "--baseline-embed", "60", "--results-dir", str(tmp_path)],

@@ -7,9 +7,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO, cli_env
 
 
+@pytest.mark.integration  # a benchmark on a tiny size: make test-integration
 def test_training_benchmark_runs_on_the_tiny_model(shared_cache, tmp_path):
     done = subprocess.run([sys.executable, "benchmarks/bench_training.py", "--model", "tiny_random",
                            "--variants", "naive,new", "--steps", "1", "--warmup-steps", "1", "--train-rows", "64",
@@ -28,6 +31,7 @@ def test_training_benchmark_runs_on_the_tiny_model(shared_cache, tmp_path):
     assert "| new defaults" in done.stdout
 
 
+@pytest.mark.integration  # a benchmark on a tiny size: make test-integration
 def test_translation_benchmark_runs_on_tiny_translators_and_the_rerun_is_cached(tmp_path):
     done = subprocess.run([sys.executable, "benchmarks/bench_translation.py", "--rows", "16",
                            "--cache-dir", str(tmp_path)],

@@ -19,6 +19,8 @@ from relevance.tracking.sweep_parents import sweep_definition, sweep_run_name
 from tests.conftest import CONF_DIR, compose_train
 from tests.sweep_fixtures import children_of, parents_of, run_sweep, smoke_sweep  # noqa: F401
 
+pytestmark = pytest.mark.integration  # multirun sweeps through the real CLI (parents, crashes, resume): make test-integration
+
 BASIC_SWEEP_EXPERIMENTS = sorted(
     p.stem for p in (CONF_DIR / "experiment").glob("*.yaml")
     if "hydra/sweeper" not in p.read_text() and "sweeper:" in p.read_text())

@@ -82,7 +82,12 @@ def training_arguments(trainer_cfg, output_dir: str, seed: int, compute_dtype: t
     model in the compute dtype (`quantization.compute_in`), so training, evaluation and
     predict compute alike. The Trainer's `bf16=True` would add a second, identical autocast
     (on CPU too) around the training model only; it stays off. fp16 on a GPU still needs the
-    Trainer, for its loss scaler."""
+    Trainer, for its loss scaler.
+
+    `torch_compile` compiles the model the Trainer trains (1.5x the training rows/s of the eager bf16
+    path on these CPUs, benchmarks/README.md). Dev, test and `predict` score the eager model, so a run's
+    logged metrics stay exactly what `predict` reproduces; the compiled steps' rounding differs
+    slightly from eager ones, so a compiled run is not bit-identical to an eager one."""
     on_gpu = torch.cuda.is_available()
     by_tokens = trainer_cfg.batching == "tokens"
     return RelevanceTrainingArguments(
@@ -114,6 +119,7 @@ def training_arguments(trainer_cfg, output_dir: str, seed: int, compute_dtype: t
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_num_workers=0,
+        torch_compile=trainer_cfg.torch_compile,
         disable_tqdm=False,
     )
 
