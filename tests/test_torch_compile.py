@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration  # inductor compiles the tiny model's graph
 
 
 def _train(root: Path, cache: Path, *extra: str):
+    root.mkdir()
     run_cli("train", tiny_run_args(root, cache, "trainer.epochs=1", *extra), cwd=root)
     client = MlflowClient(f"sqlite:///{root}/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("relevance-qc").experiment_id])
