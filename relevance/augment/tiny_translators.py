@@ -39,9 +39,20 @@ def _bpe(specials: list[str], extra: list[str] | None = None):
     return bpe
 
 
+def _save_random(model_class, config, tokenizer, directory: Path, seed: int) -> Path:
+    """`model_class(config)` with weights drawn from `seed`, saved with `tokenizer` in `directory`."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = model_class(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(directory)
+    model.save_pretrained(directory)
+    return directory
+
+
 def write_tiny_m2m100(directory: Path, *, generic_tokenizer: bool = False, seed: int = 0) -> Path:
     """A random M2M100 (NLLB's architecture) + a BPE tokenizer trained on TINY_CORPUS."""
-    import torch
     from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer, PreTrainedTokenizerFast
 
     lang_codes = sorted(set(FLORES.values()))
@@ -57,17 +68,11 @@ def write_tiny_m2m100(directory: Path, *, generic_tokenizer: bool = False, seed:
                           encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
                           decoder_ffn_dim=32, max_position_embeddings=64, pad_token_id=1, bos_token_id=0,
                           eos_token_id=2, decoder_start_token_id=2, scale_embedding=True)
-    torch.manual_seed(seed)
-    model = M2M100ForConditionalGeneration(config)
-    directory.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(directory)
-    model.save_pretrained(directory)
-    return directory
+    return _save_random(M2M100ForConditionalGeneration, config, tokenizer, directory, seed)
 
 
 def write_tiny_t5(directory: Path, *, seed: int = 0) -> Path:
     """A random T5 (MADLAD-400's architecture) whose tokenizer knows ``<2de>``, ``<2vi>``... (pad 0, eos 1)."""
-    import torch
     from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
 
     lang_tokens = sorted({f"<2{iso_code(code)}>" for code in FLORES})
@@ -75,12 +80,7 @@ def write_tiny_t5(directory: Path, *, seed: int = 0) -> Path:
                                         eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
     config = T5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1,
                       num_heads=2, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
-    torch.manual_seed(seed)
-    model = T5ForConditionalGeneration(config)
-    directory.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(directory)
-    model.save_pretrained(directory)
-    return directory
+    return _save_random(T5ForConditionalGeneration, config, tokenizer, directory, seed)
 
 
 def build_tiny_seq2seq(tiny_cfg, models_dir: Path) -> Path:
