@@ -27,16 +27,10 @@ def grouped_split(dataset: Dataset, dev_fraction: float, seed: int) -> tuple[Dat
     if isinstance(dev_fraction, bool) or not isinstance(dev_fraction, (int, float)) or not 0 < dev_fraction < 1:
         raise ValueError(f"dev_fraction must be a number strictly between 0 and 1, got {dev_fraction!r}")
     n_splits = max(2, round(1 / dev_fraction))
-    queries = dataset["query"]
-    groups = [query_group_key(q) for q in queries]
-    n_groups = len(set(groups))
-    if n_groups < n_splits:
-        raise ValueError(
-            f"cannot split {n_groups} distinct queries into {n_splits} folds for dev_fraction={dev_fraction}"
-        )
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    train_idx, dev_idx = next(splitter.split(np.zeros(len(groups)), _strata(dataset), groups))
-    return dataset.select(np.sort(train_idx)), dataset.select(np.sort(dev_idx))
+    try:
+        return fold_split(dataset, n_splits, 0, seed)
+    except ValueError as error:  # too few distinct queries for n_splits folds
+        raise ValueError(f"{error} for dev_fraction={dev_fraction}") from None
 
 
 def _strata(dataset: Dataset) -> list[str]:

@@ -11,7 +11,6 @@ reference came from (`key`).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,9 +141,10 @@ def fold_runs(client: MlflowClient, reference, key: str, need_model: bool = Fals
     return FoldRuns(ordered, _param_int(first, "data.folds"), key)
 
 
-def pooled_oof(client: MlflowClient, members: FoldRuns, work_dir: str | Path | None = None) -> pd.DataFrame:
-    """The members' out-of-fold rows as one table (`id, language, label, probability, fold, run_id`)."""
-    work_dir = Path(work_dir or tempfile.mkdtemp(prefix="relevance-oof-"))
+def pooled_oof(client: MlflowClient, members: FoldRuns, work_dir: str | Path) -> pd.DataFrame:
+    """The members' out-of-fold rows as one table (`id, language, label, probability, fold, run_id`);
+    the artifacts are downloaded under `work_dir` (the caller's temporary folder)."""
+    work_dir = Path(work_dir)
     frames = {}
     for run_id in members.run_ids:
         target = work_dir / run_id
