@@ -53,10 +53,16 @@ def test_paper_ablation_grids():
         "augment=[original]", "augment=[original,translated]", "augment=[original,translated,easy_neg]",
         "augment=[original,translated,hard_neg]", "augment=[original,translated,balance]"}
     cpu = sweep_jobs("paper_ablation_cpu")
-    assert {j for job in cpu for j in job} == {"augment=[original]", "augment=[original,easy_neg]",
-                                               "augment=[original,hard_neg]", "augment=[original,balance]"}
+    assert len(cpu) == 5 * 3
+    assert {j for job in cpu for j in job} == {
+        "augment=[original]", "augment=[original,easy_neg]", "augment=[original,hard_neg]",
+        "augment=[original,balance]", "augment=[original,translated_cpu]", "seed=1", "seed=2", "seed=3"}
     cfg = compose_train(["experiment=paper_ablation_cpu"])
     assert (cfg.model.name, cfg.trainer.name, cfg.data.name, cfg.task.key) == ("gemma3_270m", "cpu", "competition", "qc")
+    translating = compose_train(["experiment=paper_ablation_cpu", "augment=[original,translated_cpu]"])
+    assert list(translating.augment) == ["original", "translated"]  # translated_cpu is `translated`, capped
+    assert translating.augment.translated.max_rows_per_language == 250
+    assert translating.translator.name == "gemma3_270m" and translating.augment.translated.target_languages is None
 
 
 def test_sweep_name_is_the_sweep_definition_without_storage_paths():
