@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,15 @@ register_configs()
 def task_config(key: str):
     """A task as the runs see it: `conf/task/<key>.yaml` over its typed schema."""
     return OmegaConf.merge(OmegaConf.structured(TaskConfig), OmegaConf.load(CONF_DIR / "task" / f"{key.lower()}.yaml"))
+
+
+def augment_strategy_of(option: str) -> str:
+    """The strategy a conf/augment YAML configures: the `augment.<name>` of its `# @package` line (its own
+    name, or another strategy's for a preset such as `translated_cpu`)."""
+    first = (CONF_DIR / "augment" / f"{option}.yaml").read_text().splitlines()[0]
+    match = re.fullmatch(r"# @package augment\.(\w+)", first)
+    assert match, f"{option}.yaml: {first!r}"
+    return match.group(1)
 
 
 def compose_train(overrides: list[str] | None = None):

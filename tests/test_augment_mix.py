@@ -14,7 +14,7 @@ from relevance.augment.mix import build_strategy, build_training_mix
 from relevance.augment.translator import Translator
 from relevance.predict import apply_input_strategies
 from tests.augment_fixtures import build_tiny_nllb, context_for, demo_table, local_translator, pair_set
-from tests.conftest import CONF_DIR, compose_train
+from tests.conftest import CONF_DIR, augment_strategy_of, compose_train
 
 NEW = ["translated", "pivot", "to_english", "easy_neg", "hard_neg", "balance"]
 
@@ -26,16 +26,8 @@ def augment_config(names: list[str], overrides: dict | None = None):
     return compose_train([f"augment=[{','.join(names)}]", *dotlist]).augment
 
 
-def packaged_as(option: str) -> str:
-    """The strategy a conf/augment YAML configures: the `augment.<name>` of its `# @package` line."""
-    first = (CONF_DIR / "augment" / f"{option}.yaml").read_text().splitlines()[0]
-    match = re.fullmatch(r"# @package augment\.(\w+)", first)
-    assert match, f"{option}.yaml: {first!r}"
-    return match.group(1)
-
-
 def test_every_yaml_names_its_schema_and_holds_exactly_its_options():
-    yamls = sorted(p.stem for p in (CONF_DIR / "augment").glob("*.yaml") if packaged_as(p.stem) == p.stem)
+    yamls = sorted(p.stem for p in (CONF_DIR / "augment").glob("*.yaml") if augment_strategy_of(p.stem) == p.stem)
     assert set(NEW) <= set(known_strategies()) and yamls == known_strategies()
     cfg = compose_train([f"augment=[{','.join(yamls)}]", "augment.noise_filter.oof_from=a_run_id"])  # no default
     assert list(cfg.augment) == yamls
@@ -56,8 +48,8 @@ def test_every_yaml_names_its_schema_and_holds_exactly_its_options():
 def test_a_preset_is_its_strategy_with_some_options_set():
     """A YAML packaged as another strategy (`translated_cpu` → augment.translated) is that strategy, typed
     by its schema, with a few options changed: a mix names it like a strategy and runs the strategy."""
-    presets = {p.stem: packaged_as(p.stem) for p in (CONF_DIR / "augment").glob("*.yaml")
-               if packaged_as(p.stem) != p.stem}
+    presets = {p.stem: augment_strategy_of(p.stem) for p in (CONF_DIR / "augment").glob("*.yaml")
+               if augment_strategy_of(p.stem) != p.stem}
     assert presets == {"translated_cpu": "translated"}
     for preset, strategy in presets.items():
         text = (CONF_DIR / "augment" / f"{preset}.yaml").read_text()

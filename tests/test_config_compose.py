@@ -8,7 +8,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from relevance.config import ConfigError, validate_config
-from tests.conftest import CONF_DIR, compose_train
+from tests.conftest import CONF_DIR, augment_strategy_of, compose_train
 
 GROUPS = ["task", "data", "model", "quant", "peft", "head", "translator", "trainer", "evaluation", "tracking",
           "paths"]
@@ -46,8 +46,7 @@ def test_every_augment_strategy_composes(strategy):
     cfg = compose_train([f"augment=[original,{strategy}]" if strategy != "original" else "augment=[original]",
                          *STRATEGY_NEEDS.get(strategy, [])])
     validate_config(cfg)
-    packaged_as = (CONF_DIR / "augment" / f"{strategy}.yaml").read_text().splitlines()[0].rsplit(".", 1)[1]
-    assert packaged_as in cfg.augment  # the strategy itself, or the one a preset (translated_cpu) configures
+    assert augment_strategy_of(strategy) in cfg.augment  # the strategy itself, or the one a preset configures
 
 
 def test_defaults_are_the_cpu_qlora_setup():
