@@ -186,8 +186,9 @@ def identity_reason(run) -> str:
     """What the skip message says made `run` reusable."""
     tags = run.data.tags
     strategies = ", ".join(f"{name} v{v}" for name, v in json.loads(tags["relevance.strategy_versions"]).items())
+    numerics = ", ".join(f"{k} {v}" for k, v in sorted(json.loads(tags["relevance.numerics"]).items()))
     return (f"identical config {tags['relevance.config_hash']}, data digest {tags['relevance.data_digest']}, "
-            f"package {tags['relevance.package_version']}, strategies {strategies}")
+            f"code {tags['relevance.code_digest']}, strategies {strategies}, numerics {numerics}")
 
 
 def write_qc_rows(path: Path, count: int, first_id: int = 1) -> None:

@@ -92,7 +92,7 @@ def test_generated_demo_data_is_digested_by_its_generator_settings():
     assert data_digest(compose_train().data) != data_digest(compose_train(["data.generate.seed=1"]).data)
 
 
-def test_the_run_identity_changes_with_a_strategy_version_and_the_package_version(monkeypatch):
+def test_the_run_identity_changes_with_a_strategy_version_and_the_code(monkeypatch):
     cfg = compose_train()
     load_strategy_modules()
     before = run_identity(cfg)
@@ -102,6 +102,6 @@ def test_the_run_identity_changes_with_a_strategy_version_and_the_package_versio
     monkeypatch.setattr(STRATEGIES["original"], "version", fixed)
     bumped = run_identity(cfg)
     assert bumped.config_hash == before.config_hash and bumped.digest != before.digest
-    assert bumped.describe().endswith(f"strategies original v{fixed}")
-    monkeypatch.setattr("relevance.tracking.identity.package_version", lambda: "99.0")
+    assert f"strategies original v{fixed}, numerics " in bumped.describe()
+    monkeypatch.setattr("relevance.tracking.identity.package_source_digest", lambda: "edited")
     assert run_identity(cfg).digest not in (before.digest, bumped.digest)

@@ -4,6 +4,7 @@ tiny random model built on the spot (cached by content too)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -56,6 +57,35 @@ def resolve_model(model_cfg: DictConfig, cache_dir: str | Path) -> ResolvedModel
     raise ModelSourceError(f"model.source={source!r} is not one of hub, local, gguf_package, tiny_random")
 
 
+def source_digest(model_cfg: DictConfig, cache_dir: str | Path) -> str:
+    """Which weights a model config names, as `resolve_model`'s digest, without converting a GGUF: a hub
+    id at its revision; a local folder by its config and its files' names and sizes; a packaged GGUF by
+    the file's content (and the transformers version that converts it); a tiny model by its spec."""
+    source = model_cfg.source
+    if source == "gguf_package":
+        gguf = locate_packaged_gguf(model_cfg.id, model_cfg.gguf_file, Path(cache_dir) / "gguf")
+        return f"gguf:{gguf_conversion_key(gguf)}"
+    if source == "local":
+        path = Path(model_cfg.id).expanduser()
+        files = sorted((p.name, p.stat().st_size) for p in path.iterdir() if p.is_file()) if path.is_dir() else []
+        config = (path / "config.json").read_bytes() if (path / "config.json").is_file() else b""
+        listing = hashlib.sha256(config + repr(files).encode()).hexdigest()[:16]
+        return f"local:{listing}"
+    return resolve_model(model_cfg, cache_dir).digest
+
+
+@functools.cache
+def _file_digest_cached(path: str, size: int, mtime_ns: int) -> str:
+    return file_digest(Path(path))
+
+
+def gguf_conversion_key(gguf: Path) -> str:
+    """The key a GGUF's conversion is cached under: its content and the transformers version."""
+    stat = gguf.stat()
+    content = _file_digest_cached(str(gguf), stat.st_size, stat.st_mtime_ns)
+    return hashlib.sha256(f"{content}|transformers={transformers.__version__}".encode()).hexdigest()[:16]
+
+
 def locate_packaged_gguf(package: str, filename: str, assemble_dir: Path) -> Path:
     """The GGUF file shipped by `package`, found without importing it when it lies in the
     package folder (some such packages import heavy runtimes), else built by the
@@ -93,7 +123,7 @@ def file_digest(path: Path) -> str:
 def convert_gguf_once(gguf: Path, models_dir: Path, name: str) -> ResolvedModel:
     """Dequantize a GGUF into a safetensors directory, keyed by the file's content
     and the transformers version; later runs (and parallel jobs) reuse it."""
-    key = hashlib.sha256(f"{file_digest(gguf)}|transformers={transformers.__version__}".encode()).hexdigest()[:16]
+    key = gguf_conversion_key(gguf)
     target = models_dir / f"{name}-{key}"
     if (target / COMPLETE_MARKER).exists():
         log.info("using the cached conversion of %s at %s", gguf.name, target)

@@ -7,10 +7,12 @@ the process exits with 128 + the signal's number, and a re-run continues the sam
 Single run: validate, train; errors propagate (non-zero exit with the message).
 Multirun job (`-m`, any sweeper or launcher):
   * resume: with `tracking.resume=true` (the default) a job whose run identity (config,
-    data, code: relevance.tracking.identity) already has a FINISHED run in its experiment
-    is skipped, saying why ("skipping: identical finished run <id> (dev_f1=…): identical
-    config …, data digest …, package …, strategies …"), and returns that run's metric;
-    failed runs, and runs whose data or code changed, are trained again;
+    data, code, numerics: relevance.tracking.identity) already has a FINISHED run in its
+    experiment is skipped, saying why ("skipping: identical finished run <id> (dev_f1=…):
+    identical config …, data digest …, code …, strategies …, numerics …"), and returns that
+    run's metric; failed runs, and runs whose data, code or numerics changed, are trained
+    again, saying which part changed ("training again: finished run <id> has this config,
+    but its code 1a2b… → 3c4d…");
   * an error is logged and the job returns a "failed" value instead of raising, so one
     bad job never takes the sweep down (its MLflow run is FAILED with the error already):
     NaN for Hydra's basic sweeper, -inf for Optuna (which rejects NaN);
@@ -31,11 +33,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from relevance.runtime import RunInterrupted, stop_on_signals
-from relevance.tracking.identity import run_identity
+from relevance.tracking.identity import changed_parts, run_identity
 from relevance.tracking.interrupted import identity_runs
 from relevance.tracking.job_record import write_job_record
 from relevance.tracking.resume import find_finished_run, finished_run_metric
 from relevance.tracking.store import tracking_client
+from relevance.tracking.tags import CONFIG_HASH_TAG
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +91,23 @@ def _reuse_finished_run(cfg: DictConfig) -> tuple[str, float] | None:
     identity_runs(tracking_client(cfg.tracking.tracking_uri), cfg.tracking, identity.digest)  # ends vanished ones
     run_id = find_finished_run(cfg.tracking, identity.digest)
     if run_id is None:
+        say_what_changed(cfg, identity)
         return None
     value = finished_run_metric(cfg.tracking, run_id, OBJECTIVE)
     log.info("skipping: identical finished run %s (%s=%.4f): %s", run_id, OBJECTIVE, value, identity.describe())
     return run_id, value
+
+
+def say_what_changed(cfg: DictConfig, identity) -> None:
+    """When a finished run of the same config exists but its identity differs, say which part changed
+    (code, data, numerics...): the job trains again, and the user sees why."""
+    previous = find_finished_run(cfg.tracking, identity.config_hash, tag=CONFIG_HASH_TAG)
+    if previous is None:
+        return
+    tags = tracking_client(cfg.tracking.tracking_uri).get_run(previous).data.tags
+    changes = changed_parts(tags, identity)
+    log.warning("training again: finished run %s has this config, but its %s", previous,
+                "; ".join(changes) or "identity differs")
 
 
 def failed_value(hydra_cfg) -> float:

@@ -7,9 +7,10 @@ the notebook) need not import the sweep callback or the identity computation.
 # a run's identity (relevance.tracking.identity); every training run carries them
 CONFIG_HASH_TAG = "relevance.config_hash"
 DATA_DIGEST_TAG = "relevance.data_digest"
-PACKAGE_VERSION_TAG = "relevance.package_version"
+CODE_DIGEST_TAG = "relevance.code_digest"  # the package's source (relevance.tracking.identity.code_digest)
 STRATEGY_VERSIONS_TAG = "relevance.strategy_versions"
-RUN_IDENTITY_TAG = "relevance.run_identity"  # the four above combined: what resume looks up
+NUMERICS_TAG = "relevance.numerics"  # JSON: compute dtype, backbone digest, torch/transformers/peft/bitsandbytes
+RUN_IDENTITY_TAG = "relevance.run_identity"  # the five above combined: what resume looks up
 
 # sweep parent runs (relevance.tracking.sweep_parents, relevance.tracking.sweep_summary)
 SWEEP_TAG = "relevance.sweep"
