@@ -14,6 +14,7 @@ from transformers import set_seed
 
 from relevance.artifacts import MODEL_ARTIFACT, fetch_init_adapter, save_model_folder
 from relevance.augment.mix import MixResult, augment_context, build_training_mix
+from relevance.data.lineage import RunLineage
 from relevance.data.loading import Splits, load_splits
 from relevance.data.splits import languages
 from relevance.evaluation.dev_scoring import DevScorer
@@ -62,8 +63,9 @@ def run_training(cfg: DictConfig, context: RunContext) -> RunResult:
         context_for_strategies = augment_context(cfg, splits.train, train_languages, splits.evaluation_languages())
         mix = build_training_mix(cfg.augment, context_for_strategies)
         # e.g. the English pivot, on the dev and test side
+        lineage_splits = (splits.dev, splits.test)  # as read: lineage names rows by what the files say
         splits.transform_evaluation_inputs(lambda table: mix.transform_inputs(table, context_for_strategies))
-        _log_data(run, cfg, splits, mix, train_languages)
+        _log_data(run, cfg, splits, mix, train_languages, context.output_dir, lineage_splits)
         result = _fine_tune_and_evaluate(run, cfg, context, splits, mix, train_languages, checkpoints)
     return result
 
@@ -77,7 +79,10 @@ def _log_config(run: TrackedRun, cfg: DictConfig, context: RunContext) -> None:
         run.log_artifacts(context.hydra_dir, "config/.hydra")
 
 
-def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, train_languages: list[str]) -> None:
+def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, train_languages: list[str],
+              context_dir: Path, evaluation_rows: tuple) -> None:
+    """The run's rows: counts, the mix's composition, its lineage (which rows it trains, tunes and reports
+    on: relevance.data.lineage), and the tables as MLflow datasets."""
     unseen = sorted(set(splits.evaluation_languages()) - set(train_languages))
     if splits.fold is not None:
         run.log_params({"data.pool_rows": splits.fold.pool_rows,
@@ -97,6 +102,10 @@ def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, 
                          **{f"augment_{stats.name}_{key}": value for key, value in stats.counters.items()}})
         for file_name, value in stats.artifacts.items():  # e.g. translation_checks.json: pairs to read
             run.log_dict(value, f"augment/{stats.name}/{file_name}")
+    dev_rows, test_rows = evaluation_rows
+    lineage = RunLineage.of(train=mix.rows_trained_on, dev=dev_rows, test=test_rows)
+    run.set_tags(lineage.summary_tags())
+    run.log_artifact(lineage.write(context_dir / "data"), "data")
     run.log_table(mix.composition(), "data/mix_composition.json")
     run.log_dict({s.name: s.by_language_label for s in mix.stats}, "data/augment_rows_by_language_label.json")
     if cfg.tracking.log_datasets:

@@ -30,14 +30,33 @@ def main(cfg: DictConfig) -> float:
 def validate_run(cfg: DictConfig) -> None:
     """The config (`validate_config`), then the runs it builds on, before anything loads: the adapter
     `model.init_adapter` starts from, the runs a strategy reads (`augment.noise_filter.oof_from`)."""
-    from relevance.artifacts import check_init_adapter
+    from relevance.artifacts import INIT_ADAPTER_KEY, check_init_adapter
     from relevance.augment.mix import build_strategy
 
     validate_config(cfg)
+    tracking_uri = str(cfg.tracking.tracking_uri)
+    sources: dict[str, list[str]] = {}
     if cfg.model.init_adapter:
         check_init_adapter(cfg)
+        sources[INIT_ADAPTER_KEY] = [str(cfg.model.init_adapter)]
     for name, settings in cfg.augment.items():
-        build_strategy(name, settings).check_references(str(cfg.tracking.tracking_uri))
+        strategy = build_strategy(name, settings)
+        strategy.check_references(tracking_uri)
+        sources.update(strategy.source_runs(tracking_uri))
+    if sources and not cfg.evaluation.allow_seen_rows:
+        check_sources_never_saw_evaluation_rows(cfg, sources)
+
+
+def check_sources_never_saw_evaluation_rows(cfg: DictConfig, sources: dict[str, list[str]]) -> None:
+    """The runs this run builds on never trained on its dev or test rows (relevance.tracking.lineage_checks)."""
+    from relevance.data.lineage import RunLineage
+    from relevance.data.loading import load_splits
+    from relevance.tracking.lineage_checks import check_sources
+    from relevance.tracking.store import tracking_client
+
+    splits = load_splits(cfg.data, cfg.task)
+    check_sources(tracking_client(str(cfg.tracking.tracking_uri)), sources,
+                  RunLineage.of(dev=splits.dev, test=splits.test))
 
 
 def train(cfg: DictConfig):

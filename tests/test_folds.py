@@ -7,6 +7,7 @@ fail before any model loads, naming the config key."""
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -224,16 +225,25 @@ def test_bad_ensembles_fail_before_any_model_loads(fold_sweep, ensemble_predicti
         assert not (own_cache / "models").exists(), "a model was loaded before the error"
     with pytest.raises(FoldRunsError, match="run: runs .* are both fold 0"):
         fold_runs(fold_sweep.client, [first, _copy_as_fold(fold_sweep, first)], "run")
+    # an ensemble is all K folds, unless asked otherwise
+    with pytest.raises(FoldRunsError, match=r"run: folds 0 of 2 \(missing 1\): .*allow_partial_folds=true"):
+        fold_runs(fold_sweep.client, [first], "run")
+    assert fold_runs(fold_sweep.client, [first], "run", allow_partial=True).fold_numbers == [0]
+    # members differ only by data.fold: another lr is another model
+    other_lr = _copy_as_fold(fold_sweep, first, {"data.fold": "1", "trainer.lr": "0.5"})
+    with pytest.raises(FoldRunsError, match=r"were trained differently \(trainer.lr=.* vs 0.5\)"):
+        fold_runs(fold_sweep.client, [first, other_lr], "run")
+    same = _copy_as_fold(fold_sweep, first, {"data.fold": "1", "data.train_rows": "1"})  # logged beside the config
+    assert fold_runs(fold_sweep.client, [first, same], "run").fold_numbers == [0, 1]
 
 
-def _copy_as_fold(sweep, run_id: str) -> str:
-    """A second run claiming to be the same fold (its data params, tags and out-of-fold file)."""
+def _copy_as_fold(sweep, run_id: str, changed: dict[str, str] | None = None) -> str:
+    """A second run claiming to be a fold (its params with `changed`, tags and out-of-fold file)."""
     source = sweep.client.get_run(run_id)
     own_tags = {k: v for k, v in source.data.tags.items() if not k.startswith("mlflow.")}  # not a child of the sweep
     run = sweep.client.create_run(source.info.experiment_id, tags=own_tags)
-    for key, value in source.data.params.items():
-        if key.startswith("data."):
-            sweep.client.log_param(run.info.run_id, key, value)
+    for key, value in {**source.data.params, **(changed or {})}.items():
+        sweep.client.log_param(run.info.run_id, key, value)
     local = Path(sweep.client.download_artifacts(run_id, OOF_ARTIFACT, str(sweep.root / "copy")))
     sweep.client.log_artifact(run.info.run_id, str(local), "evaluation")
     sweep.client.set_terminated(run.info.run_id)
@@ -326,6 +336,13 @@ def test_a_training_run_filters_its_rows_and_logs_which(fold_sweep, noise, share
     args = ["model=tiny_random", "trainer=smoke", "trainer.epochs=1", "augment=[original,noise_filter]",
             f"augment.noise_filter.oof_from={fold_sweep.parent.info.run_id}",
             f"augment.noise_filter.confidence={confidence!r}", f"paths.root={root}", f"paths.cache_dir={shared_cache}"]
+    # These folds' pool holds the dev file's rows: the filter's models trained on this run's dev rows.
+    own_cache = tmp_path / "empty_cache"
+    seen = run_cli("train", [*args[:-1], f"paths.cache_dir={own_cache}"], cwd=root, check=False)
+    assert seen.returncode != 0 and "augment.noise_filter.oof_from: run " in seen.stderr, seen.stderr[-3000:]
+    assert re.search(r"trained on \d+ of its \d+ dev rows", seen.stderr) and "evaluation.allow_seen_rows=true" in seen.stderr
+    assert not (own_cache / "models").exists(), "the model was loaded before the error"
+    args.append("evaluation.allow_seen_rows=true")  # the user who means it
     run_cli("train", args, cwd=root)
     (run,) = client.search_runs([fold_sweep.parent.info.experiment_id], "tags.augment = 'original+noise_filter'")
     metrics = run.data.metrics

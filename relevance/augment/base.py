@@ -170,6 +170,11 @@ class Strategy:
     def check_references(self, tracking_uri: str) -> None:
         """Raise ValueError, naming the option, when a run the options refer to cannot serve."""
 
+    def source_runs(self, tracking_uri: str) -> dict[str, list[str]]:
+        """`{option key: [run ids]}`: the runs whose models decide this strategy's rows, for the check that
+        none of them trained on this run's dev or test rows (relevance.tracking.lineage_checks)."""
+        return {}
+
     @classmethod
     def rewrites_mix(cls) -> bool:
         """Whether it is a filtering strategy (overrides `rewrite_mix`)."""

@@ -32,6 +32,11 @@ class MixResult:
     table: Dataset
     stats: list[StrategyStats]
     input_strategies: list  # strategies whose transform_inputs applies to dev and predict inputs too
+    rows_trained_on: Dataset | None = None  # the mix before input strategies rewrote its text (its lineage)
+
+    def __post_init__(self):
+        if self.rows_trained_on is None:
+            self.rows_trained_on = self.table
 
     def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
         return apply_input_strategies(self.input_strategies, table, context)

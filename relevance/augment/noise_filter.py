@@ -32,6 +32,7 @@ from relevance.augment.base import AugmentContext, Strategy, register
 
 ACTIONS = ("drop", "relabel")
 OPTION_KEY = "augment.noise_filter.oof_from"
+PARTIAL_KEY = "augment.noise_filter.allow_partial_folds"
 
 
 @dataclass
@@ -39,6 +40,7 @@ class NoiseFilterOptions:
     oof_from: Optional[str] = None  # a fold run's id, or the id of the sweep parent whose children are the folds
     action: str = "drop"  # drop | relabel the contradicted rows
     confidence: float = 0.9  # contradicted: label 1 with P(relevant) <= 1 - confidence, label 0 with P >= confidence
+    allow_partial_folds: bool = False  # true: use the folds given even when some of the K are missing
 
     def __post_init__(self):
         if not self.oof_from or not str(self.oof_from).strip():
@@ -67,17 +69,28 @@ class NoiseFilter(Strategy):
         from relevance.tracking.folds import fold_runs
         from relevance.tracking.store import tracking_client
 
-        fold_runs(tracking_client(tracking_uri), self.options.oof_from, OPTION_KEY)
+        self._members(tracking_client(tracking_uri))
+
+    def source_runs(self, tracking_uri: str) -> dict[str, list[str]]:
+        from relevance.tracking.store import tracking_client
+
+        return {OPTION_KEY: self._members(tracking_client(tracking_uri)).run_ids}
+
+    def _members(self, client):
+        from relevance.tracking.folds import fold_runs
+
+        return fold_runs(client, self.options.oof_from, OPTION_KEY, allow_partial=self.options.allow_partial_folds,
+                         allow_key=PARTIAL_KEY)
 
     def out_of_fold(self, context: AugmentContext) -> pd.DataFrame:
         """The pooled out-of-fold rows of `oof_from` (read from the run's own tracking store)."""
-        from relevance.tracking.folds import fold_runs, pooled_oof
+        from relevance.tracking.folds import pooled_oof
         from relevance.tracking.store import tracking_client
 
         if not context.tracking_uri:
             raise ValueError(f"{OPTION_KEY}: this run has no tracking store to read the folds from")
         client = tracking_client(context.tracking_uri)
-        members = fold_runs(client, self.options.oof_from, OPTION_KEY)
+        members = self._members(client)
         self.count("oof_runs", len(members.runs))
         with tempfile.TemporaryDirectory(prefix="relevance-oof-") as work_dir:
             return pooled_oof(client, members, work_dir)

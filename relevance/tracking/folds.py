@@ -3,7 +3,9 @@
 A reference is a list of run ids (`run=[id1,id2]`), or one id: a sweep parent stands for its
 finished children (`python -m relevance.train -m experiment=folds`), any other run for itself.
 Every member must be a fold run (`data.folds` set, its `evaluation/oof_predictions.jsonl` logged)
-of the same split: the same number of folds, data, `data.seed` and subsample, each fold once.
+of the same split and the same training: every config key equal but `data.fold` (backbone, mix, lr,
+LoRA shape, seed, number of folds, data, `data.seed`, subsample: `config_differences`), the same data
+digest, each fold once, and all K folds present unless the caller allows a partial ensemble.
 Used by `relevance.predict` (ensembles) and the `noise_filter` strategy; all checks happen here,
 from params, tags and artifact listings, before any model loads. Errors name the config key the
 reference came from (`key`).
@@ -12,6 +14,7 @@ reference came from (`key`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
 
 from relevance.evaluation.oof import OOF_ARTIFACT, OutOfFoldError, pool_oof, read_oof
 from relevance.tracking.runs import sweep_runs
@@ -102,8 +106,40 @@ def expand(client: MlflowClient, reference, key: str) -> list[Run]:
     return runs
 
 
-def fold_runs(client: MlflowClient, reference, key: str, need_model: bool = False) -> FoldRuns:
-    """The fold runs a reference stands for, checked to be folds of one split (see the module docstring)."""
+# config groups whose keys are not what a run computes (where things are stored)
+STORAGE_GROUPS = ("paths", "tracking")
+
+
+def config_params(run: Run) -> dict[str, str]:
+    """The run's logged params that are config keys (not the data counts and paths a run logs beside
+    them), minus storage and `data.fold`: what fold runs of one ensemble must share."""
+    from relevance.config import TrainConfig
+
+    groups = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+    schema = OmegaConf.structured(TrainConfig)
+    kept = {}
+    for name, value in run.data.params.items():
+        group, _, rest = name.partition(".")
+        if group not in groups or group in STORAGE_GROUPS or name == "data.fold":
+            continue
+        node = schema.get(group)
+        if rest and isinstance(node, DictConfig) and group != "augment" and rest.split(".")[0] not in node:
+            continue  # logged beside the config (data.train_rows, quant.compute_dtype_resolved ...)
+        kept[name] = value
+    return kept
+
+
+def config_differences(first: Run, other: Run) -> list[str]:
+    """`key=a vs b` for every config key (but `data.fold`) the two runs set differently."""
+    mine, theirs = config_params(first), config_params(other)
+    return [f"{k}={mine.get(k)} vs {theirs.get(k)}" for k in sorted(set(mine) | set(theirs))
+            if mine.get(k) != theirs.get(k)]
+
+
+def fold_runs(client: MlflowClient, reference, key: str, need_model: bool = False,
+              allow_partial: bool = False, allow_key: str = "allow_partial_folds") -> FoldRuns:
+    """The fold runs a reference stands for, checked to be folds of one split (see the module docstring);
+    all K of them unless `allow_partial` (the config key `allow_key` says so)."""
     runs = expand(client, reference, key)
     for run in runs:
         rid = run.info.run_id
@@ -130,6 +166,11 @@ def fold_runs(client: MlflowClient, reference, key: str, need_model: bool = Fals
         if run.data.tags.get("task") != first.data.tags.get("task"):
             raise FoldRunsError(f"{key}: runs {first.info.run_id} and {run.info.run_id} are of different tasks "
                                 f"({first.data.tags.get('task')} vs {run.data.tags.get('task')})")
+        differences = config_differences(first, run)
+        if differences:
+            raise FoldRunsError(f"{key}: runs {first.info.run_id} and {run.info.run_id} were trained differently "
+                                f"({'; '.join(differences[:5])}{' ...' if len(differences) > 5 else ''}): the "
+                                "members of one ensemble differ only by data.fold")
     by_fold: dict[int, str] = {}
     for run in runs:
         fold = _param_int(run, "data.fold")
@@ -138,7 +179,14 @@ def fold_runs(client: MlflowClient, reference, key: str, need_model: bool = Fals
                                 "once (several seeds of one fold would each need their own ensemble)")
         by_fold[fold] = run.info.run_id
     ordered = sorted(runs, key=lambda r: _param_int(r, "data.fold"))
-    return FoldRuns(ordered, _param_int(first, "data.folds"), key)
+    folds = _param_int(first, "data.folds")
+    missing = sorted(set(range(folds)) - set(by_fold))
+    if missing and not allow_partial:
+        raise FoldRunsError(f"{key}: folds {','.join(map(str, sorted(by_fold)))} of {folds} (missing "
+                            f"{','.join(map(str, missing))}): an ensemble averages all {folds} folds, and every "
+                            f"pool row needs its out-of-fold score; train the missing folds (data.fold="
+                            f"{','.join(map(str, missing))}), or set {allow_key}=true to use these")
+    return FoldRuns(ordered, folds, key)
 
 
 def pooled_oof(client: MlflowClient, members: FoldRuns, work_dir: str | Path) -> pd.DataFrame:
