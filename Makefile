@@ -13,7 +13,7 @@ SERVER_WORKERS ?= 4
 # more `mlflow server` options, e.g. --allowed-hosts mlflow.example.org:5001
 SERVER_OPTS ?=
 
-.PHONY: install demo test test-integration test-slow test-full ui server sweep-smoke ablation-cpu compare notebook clean-cache
+.PHONY: install demo test test-integration test-slow test-full ui server sweep-smoke ablation-cpu controls compare power notebook clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -58,9 +58,19 @@ sweep-smoke: install
 ablation-cpu: install
 	$(PY) -m relevance.train -m experiment=paper_ablation_cpu
 
+## controls: prove the comparison: baseline, a positive control (labels shuffled) and a null control (rows reordered),
+## 3 seeds each on the real QC rows (9 jobs, ~25 min on 2 idle cores), then one verdict line per control
+controls: install
+	$(PY) -m relevance.train -m experiment=controls
+	$(PY) -m relevance.compare.controls
+
 ## compare: report on the latest sweep (outputs/compare/<time>/); ARGS="sweep=<id> baseline=<run>"
 compare: install
 	$(PY) -m relevance.compare $(ARGS)
+
+## power: from a pilot sweep, the smallest delta N seeds detect and the seeds a delta needs; ARGS as for compare
+power: install
+	$(PY) -m relevance.compare.power $(ARGS)
 
 ## notebook: execute the comparison notebook into outputs/compare_runs.ipynb; ARGS as for compare (the latest sweep by default)
 notebook: install

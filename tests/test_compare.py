@@ -28,11 +28,13 @@ from relevance.compare import (
 )
 from relevance.compare.deltas import RunPredictions
 from relevance.config import ConfigError
+from relevance.data.text import normalise_text
+from relevance.tracking.runs import load_predictions
 from tests.conftest import run_cli
 from tests.sweep_fixtures import smoke_sweep  # noqa: F401
 
 
-def test_compare_the_latest_sweep(smoke_sweep):  # noqa: F811
+def test_compare_the_latest_sweep(smoke_sweep, tmp_path):  # noqa: F811
     # no sweep=, no out=: the latest sweep, from the store in the current directory, reported under
     # outputs/compare/<time>/ (what `make compare` runs)
     result = run_cli("compare", ["n_resamples=200"], cwd=smoke_sweep.root)
@@ -40,8 +42,8 @@ def test_compare_the_latest_sweep(smoke_sweep):  # noqa: F811
     out = Path(re.search(r"^report: (\S+)/report.md", result.stdout, re.MULTILINE).group(1))
     assert out.parent == smoke_sweep.root / "outputs" / "compare"
     # Hydra adds nothing of its own: no .hydra/, no log file
-    assert {p.name for p in out.iterdir()} == {"report.md", "comparison.json", "per_language_f1_qc.png",
-                                               "pr_curves_qc.png"}
+    assert {p.name for p in out.iterdir()} == {"report.md", "report.json", "comparison.json",
+                                               "per_language_f1_qc.png", "pr_curves_qc.png"}
 
     report = (out / "report.md").read_text()
     assert parent.info.run_id in report
@@ -66,8 +68,38 @@ def test_compare_the_latest_sweep(smoke_sweep):  # noqa: F811
     assert other["ci_low"] <= other["ci_high"] and other["roc_auc_ci_low"] <= other["roc_auc_ci_high"]
     assert set(data["winners"]["QC"]) >= {"de", "en", "it"}
 
+    # report.json: each arm (a seed group; here every run is a group of one) against the baseline's group
+    decided = json.loads((out / "report.json").read_text())
+    assert (decided["alpha"], decided["n_resamples"], decided["report_role"]) == (0.05, 200, "test")
+    qc = decided["tasks"]["QC"]
+    assert qc["baseline_run_ids"] == [baseline_id] and qc["baseline_group"] == rows[baseline_id]["group_label"]
+    (arm,) = qc["arms"]
+    assert arm["run_ids"] == [other["run_id"]] and arm["arm"] == other["group_label"] and arm["seeds"] == [42]
+    scored = load_predictions(smoke_sweep.client, baseline_id, tmp_path, role="test")
+    assert arm["rows"] == len(scored)  # the bootstrap draws the test rows' distinct (folded) queries
+    assert arm["queries"] == len({normalise_text(q) for q in scored["query"]}) > 1
+    assert not any("no `query` column" in note for note in decided["notes"])
+    for metric in ("f1", "roc_auc"):
+        stats = arm["metrics"][metric]
+        assert set(stats) >= {"mean", "delta", "ci_low", "ci_high", "p", "p_adj", "verdict", "p_better_seed_pairs",
+                              "seed_min", "seed_max", "mde"}
+        assert stats["delta"] == pytest.approx(other[f"delta_{metric}"], abs=1e-9)  # a group of one: the run's delta
+        assert stats["ci_low"] <= stats["delta"] <= stats["ci_high"]
+        assert 1 / 201 <= stats["p"] == stats["p_adj"] <= 1  # one arm: Holm changes nothing
+        assert stats["verdict"] == ("significant" if stats["p_adj"] < 0.05 else "not significant")
+        assert stats["p_better_seed_pairs"] == (1.0 if stats["delta"] > 0 else 0.0 if stats["delta"] < 0 else 0.5)
+        assert stats["seed_min"] == stats["seed_max"] == pytest.approx(other[f"test_{metric}"], abs=1e-6)
+        power = decided["power"]["QC"]["metrics"][metric]
+        assert power["mde_is_lower_bound"]  # no setting ran two seeds: the seed variance is unmeasured
+        assert set(power["mde_by_seeds"]) == {"2", "3", "5", "10"} and power["row_variance_run_pairs"] == 1
+        undetectable = any(f"`{arm['arm']}` (QC): Δ{'F1' if metric == 'f1' else 'ROC-AUC'}" in note
+                           and "too small to detect" in note for note in decided["notes"])
+        assert undetectable == (abs(stats["delta"]) < stats["mde"])
+    assert {r["run_id"] for r in decided["runs"]} == set(rows)
+    assert "F1 p (Holm)" in report and "F1 P(better) seed pairs" in report
+
     artifacts = {a.path for a in smoke_sweep.client.list_artifacts(parent.info.run_id, "compare")}
-    assert {"compare/report.md", "compare/comparison.json", "compare/pr_curves_qc.png",
+    assert {"compare/report.md", "compare/report.json", "compare/comparison.json", "compare/pr_curves_qc.png",
             "compare/per_language_f1_qc.png"} <= artifacts
 
     assert "ΔF1 vs baseline [95% CI]" in result.stdout and "Winner per language, QC" in result.stdout
@@ -83,6 +115,18 @@ def test_compare_by_parent_id_with_a_named_baseline(smoke_sweep, tmp_path):  # n
             cwd=smoke_sweep.root)
     data = json.loads((out / "comparison.json").read_text())
     assert data["baselines"] == {"QC": best}
+
+
+def test_power_from_a_pilot_sweep(smoke_sweep):  # noqa: F811
+    result = run_cli("compare.power", [f"sweep={smoke_sweep.parent.info.run_id}", "n_resamples=100",
+                                       "power.seeds=[2,4]", "power.delta=0.5"], cwd=smoke_sweep.root)
+    out = result.stdout
+    assert "two-sided alpha 0.05, 80% power" in out and "Holm's correction is not included" in out
+    assert re.search(r"^QC: \d+ test rows in \d+ queries$", out, re.MULTILINE)
+    table = [line.split() for line in out.splitlines() if re.match(r"^\s*[24]\s+≥ ", line)]
+    assert [row[0] for row in table] == ["2", "4"]  # N seeds → MDE F1, MDE ROC-AUC (lower bounds: one seed each)
+    assert "A delta of 0.5 needs: F1: unknown: no setting of the pilot has two seeds or more" in out
+    assert "report:" not in out  # power prints, writes no report
 
 
 def test_compare_says_what_is_missing(tmp_path):

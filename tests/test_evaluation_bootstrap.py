@@ -150,3 +150,18 @@ def test_a_seed_group_resamples_its_seeds():
     mean = hierarchical_mean([a, b], seed=0)
     assert set(np.unique(mean.f1)) == {0.0, 0.5, 1.0}  # both seeds drawn, or one of them twice
     assert 0.4 < mean.f1.mean() < 0.6
+
+
+def test_a_querys_rows_are_drawn_together():
+    from relevance.evaluation.bootstrap import _cluster_resample_counts, cluster_codes
+
+    codes = cluster_codes(["b", "a", "b", "c", "a", "b"])
+    assert codes.tolist() == [0, 1, 0, 2, 1, 0]  # numbered by first appearance
+    assert cluster_codes(["a", None]) is None and cluster_codes(None) is None  # a row without a query: rows alone
+    weights = _cluster_resample_counts(np.random.default_rng(0), 500, codes)
+    for cluster in range(3):
+        members = weights[:, codes == cluster]
+        assert (members == members[:, :1]).all()  # every row of a query counts as often as the query was drawn
+    per_query = weights[:, [0, 1, 3]]
+    assert (per_query.sum(axis=1) == 3).all()  # three queries drawn per resample, rows following
+    assert set(np.unique(weights.sum(axis=1))) > {6}  # so the number of rows varies

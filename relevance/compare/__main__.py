@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from relevance.compare.comparison import build_comparison
-from relevance.compare.config import register_compare_schema, validate_compare_config
+from relevance.compare.config import power_settings, register_compare_schema, validate_compare_config
 from relevance.compare.report import ARTIFACT_DIR, log_to_parents, terminal_report, write_report
 from relevance.compare.selection import select_runs
 from relevance.config import ConfigError
@@ -34,7 +34,7 @@ def compare(cfg: DictConfig) -> Path:
     client = MlflowClient(cfg.tracking.tracking_uri)
     runs, title, parents = select_runs(client, cfg.sweep, list(cfg.experiments))
     comparison = build_comparison(client, runs, title, baseline=cfg.baseline, n_resamples=cfg.n_resamples,
-                                  seed=cfg.seed, parent_run_ids=parents)
+                                  seed=cfg.seed, parent_run_ids=parents, alpha=cfg.alpha, power=power_settings(cfg))
     out_dir = Path(cfg.out)
     report = write_report(comparison, out_dir)
     where = ""

@@ -4,6 +4,8 @@ and per-setting summaries, gathered in one object that the reports (CLI, noteboo
 Runs are selected on dev and reported on test: the baseline, the sweep's best run and the winner of
 each language are chosen by dev metrics, while the tables' F1, ROC-AUC and deltas are the test
 split's (`report_role`), when every run has one; otherwise dev's, cross-fitted, with a note.
+Each seed group (arm) gets its verdict against the baseline's group at `alpha`, Holm-adjusted over the
+task's arms, and a note when its delta is below what its seeds and rows can detect (docs/comparison.md).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from relevance.compare.aggregates import (language_winners, per_language_f1, rep
                                           unseen_languages)
 from relevance.compare.deltas import add_deltas, choose_baselines, load_run_predictions
 from relevance.compare.labels import label_runs
-from relevance.compare.seeds import seed_groups
+from relevance.compare.sample_size import Noise, PowerSettings, undetectable_notes
+from relevance.compare.seeds import seed_groups, task_noise
 from relevance.compare.selection import finished_runs
 from relevance.tracking.runs import language_columns
 
@@ -45,7 +48,10 @@ class Comparison:
     n_resamples: int = 1000
     report_role: str = "test"  # the rows results are reported on: test, or dev when a run has no test split
     per_language_dev: dict[str, pd.DataFrame] = field(default_factory=dict)  # the winners are chosen on these
-    groups: pd.DataFrame = field(default_factory=pd.DataFrame)  # seed groups (relevance.compare.seeds)
+    groups: pd.DataFrame = field(default_factory=pd.DataFrame)  # seed groups = arms (relevance.compare.seeds)
+    alpha: float = 0.05  # verdicts: Holm-adjusted p below alpha
+    noise: dict[str, dict[str, Noise]] = field(default_factory=dict)  # task → metric → seed and row noise
+    power: PowerSettings = field(default_factory=PowerSettings)
 
     @property
     def tasks(self) -> list[str]:
@@ -56,10 +62,16 @@ class Comparison:
         """Whether any runs differ only by seed (then the seed-group table is worth showing)."""
         return bool(len(self.groups)) and bool((self.groups["runs"] > 1).any())
 
+    @property
+    def has_arms(self) -> bool:
+        """Whether any seed group (one run alone is a group of one) is compared with a baseline."""
+        return bool(len(self.groups)) and bool(self.groups["delta_f1"].notna().any())
+
 
 def build_comparison(client: MlflowClient, runs: list[Run], title: str = "", baseline: str | None = None,
                      n_resamples: int = 1000, seed: int = 0, parent_run_ids: list[str] | None = None,
-                     work_dir: str | Path | None = None) -> Comparison:
+                     work_dir: str | Path | None = None, alpha: float = 0.05,
+                     power: PowerSettings = PowerSettings()) -> Comparison:
     frame, notes = finished_runs(runs, title)
     frame = label_runs(frame)
     role = report_role(frame)
@@ -71,6 +83,9 @@ def build_comparison(client: MlflowClient, runs: list[Run], title: str = "", bas
     baselines = choose_baselines(frame, baseline)
     bootstraps, delta_notes = add_deltas(frame, predictions, baselines, n_resamples, seed)
     notes += delta_notes
+    noise = task_noise(frame, bootstraps, baselines)
+    groups = seed_groups(frame, bootstraps, baselines, role, seed, alpha, noise, power.level)
+    notes += undetectable_notes(groups, noise, role, alpha, power.level)
 
     per_language, per_language_dev, winners, unseen, curves = {}, {}, {}, {}, {}
     for task, group in frame.groupby("task", sort=True):
@@ -86,4 +101,4 @@ def build_comparison(client: MlflowClient, runs: list[Run], title: str = "", bas
                       winners=winners, unseen=unseen, task_means=task_means(frame, role), baselines=baselines,
                       curves=curves, notes=notes, parent_run_ids=list(parent_run_ids or []),
                       n_resamples=n_resamples, report_role=role, per_language_dev=per_language_dev,
-                      groups=seed_groups(frame, bootstraps, baselines, role, seed))
+                      groups=groups, alpha=alpha, noise=noise, power=power)

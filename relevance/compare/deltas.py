@@ -1,5 +1,10 @@
 """Each run's F1 and ROC-AUC delta against its task's baseline, with paired bootstrap intervals that
-re-tune every run's threshold inside each resample (relevance.evaluation.bootstrap).
+re-tune every run's threshold inside each resample (relevance.evaluation.bootstrap), and a
+two-sided bootstrap p-value.
+
+The bootstrap draws queries, not rows: the rows of one query (its `query` column folded by
+`relevance.data.text.normalise_text`, the project's "same query") come and go together. Runs
+logged before predictions carried `query` are resampled row by row, with a note.
 
 Runs pair row by row (joined on `id`) when they scored the same dev rows, and the same test rows:
 F1 is then measured on test resamples at thresholds re-tuned on dev resamples. When the baseline
@@ -19,12 +24,14 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from relevance.data.text import normalise_text
 from relevance.evaluation.bootstrap import (EvaluationRows, MetricDraws, RunScores, delta_summary, point_estimates,
                                             retuned_draws)
 from relevance.evaluation.threshold import ThresholdPolicy
 from relevance.tracking.runs import RunSelectionError, load_predictions
 
-DELTA_COLUMNS = ("delta_f1", "ci_low", "ci_high", "p_better", "delta_roc_auc", "roc_auc_ci_low", "roc_auc_ci_high")
+DELTA_COLUMNS = ("delta_f1", "ci_low", "ci_high", "p_better", "p_f1", "delta_roc_auc", "roc_auc_ci_low",
+                 "roc_auc_ci_high", "p_roc_auc")
 CROSS_FIT = "dev (cross-fit)"  # where deltas are measured without a test split
 
 
@@ -46,6 +53,9 @@ class TaskBootstrap:
     measured_on: str  # "test", or CROSS_FIT
     points: dict[str, dict[str, float]]  # run id → {"f1", "roc_auc"} as logged
     draws: dict[str, MetricDraws]  # run id → per-resample values
+    rows: int = 0  # rows the metrics are measured on
+    queries: int = 0  # the clusters the bootstrap drew among them (= rows when not clustered)
+    clustered: bool = True  # whether the bootstrap drew queries (False: rows, for runs without `query`)
 
     def delta(self, run_id: str, base_id: str) -> dict[str, float]:
         return delta_columns(self.points[run_id], self.draws[run_id], self.points[base_id], self.draws[base_id])
@@ -58,7 +68,8 @@ def delta_columns(points: dict[str, float], draws: MetricDraws, base_points: dic
     f1 = delta_summary(points["f1"], base_points["f1"], draws.f1, base_draws.f1)
     auc = delta_summary(points["roc_auc"], base_points["roc_auc"], draws.roc_auc, base_draws.roc_auc)
     return {"delta_f1": f1["delta"], "ci_low": f1["ci_low"], "ci_high": f1["ci_high"], "p_better": f1["p_better"],
-            "delta_roc_auc": auc["delta"], "roc_auc_ci_low": auc["ci_low"], "roc_auc_ci_high": auc["ci_high"]}
+            "p_f1": f1["p"], "delta_roc_auc": auc["delta"], "roc_auc_ci_low": auc["ci_low"],
+            "roc_auc_ci_high": auc["ci_high"], "p_roc_auc": auc["p"]}
 
 
 def load_run_predictions(client: MlflowClient, run_ids: list[str],
@@ -115,11 +126,30 @@ def _aligned_scores(base: pd.DataFrame, other: pd.DataFrame, role: str) -> tuple
     return aligned["score"].to_numpy(dtype=np.float64), ""
 
 
+def query_keys(rows: pd.DataFrame | None) -> list[str] | None:
+    """Each row's query, case- and space-folded (`normalise_text`): the bootstrap's clusters. None
+    when the predictions lack the column (runs logged before it) or a row lacks its query."""
+    if rows is None or "query" not in rows.columns or rows["query"].isna().any():
+        return None
+    return [normalise_text(query) for query in rows["query"]]
+
+
 def shared_rows(base: RunPredictions) -> EvaluationRows:
-    """The rows the baseline scored, in its order: every run of the task is aligned to them."""
+    """The rows the baseline scored, in its order: every run of the task is aligned to them. Their
+    queries are the clusters the bootstrap draws (the baseline's: every paired run has the same ids)."""
     test = base.test
     return EvaluationRows.of(base.dev["label"], base.dev["language"],
-                             None if test is None else test["label"], None if test is None else test["language"])
+                             None if test is None else test["label"], None if test is None else test["language"],
+                             query_keys(base.dev), query_keys(test))
+
+
+def unclustered_note(task: str, rows: EvaluationRows) -> str:
+    """Why a task's intervals resample rows rather than queries ("" when they resample queries)."""
+    if rows.clustered:
+        return ""
+    return (f"{task}: the baseline's predictions have no `query` column (a run logged before it was kept): "
+            "the bootstrap resamples rows one by one, not queries, so intervals are too narrow when a query's "
+            "rows are correlated")
 
 
 def paired_scores(base: RunPredictions, other: RunPredictions | None,
@@ -144,10 +174,15 @@ def run_policy(row: pd.Series) -> ThresholdPolicy:
     return ThresholdPolicy.from_config({key: value for key, value in logged.items() if pd.notna(value)})
 
 
-def task_bootstrap(runs: dict[str, RunScores], rows: EvaluationRows, n_resamples: int, seed: int) -> TaskBootstrap:
+def task_bootstrap(runs: dict[str, RunScores], rows: EvaluationRows, n_resamples: int, seed: int,
+                   cluster: bool = True) -> TaskBootstrap:
+    """Every run's points and paired draws on the task's rows (queries drawn together unless `cluster=False`)."""
+    n_rows, n_queries = rows.scored_size()
+    clustered = cluster and rows.clustered
     return TaskBootstrap("test" if rows.has_test else CROSS_FIT,
                          {run_id: point_estimates(rows, scores) for run_id, scores in runs.items()},
-                         retuned_draws(rows, runs, n_resamples, seed))
+                         retuned_draws(rows, runs, n_resamples, seed, cluster=cluster),
+                         n_rows, n_queries if cluster else n_rows, clustered)
 
 
 def paired_delta(base: RunPredictions | None, other: RunPredictions | None, n_resamples: int, seed: int,
@@ -190,7 +225,9 @@ def add_deltas(frame: pd.DataFrame, predictions: dict[str, RunPredictions], base
                 paired[row["run_id"]] = scores
         if base_id not in paired:
             continue
-        boot = bootstraps[task] = task_bootstrap(paired, shared_rows(base), n_resamples, seed)
+        rows = shared_rows(base)
+        notes += [note for note in [unclustered_note(task, rows)] if note]
+        boot = bootstraps[task] = task_bootstrap(paired, rows, n_resamples, seed)
         for i, row in group.iterrows():
             if row["run_id"] not in paired:
                 continue

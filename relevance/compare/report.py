@@ -1,5 +1,6 @@
 """The comparison as text: a plain-text report for the terminal, and a report folder
-(`report.md`, `comparison.json`, PNG plots) that can be attached to the sweep's parent runs."""
+(`report.md`, `report.json` (`report_json`), `comparison.json`, PNG plots) that can be attached to
+the sweep's parent runs."""
 
 from __future__ import annotations
 
@@ -11,17 +12,12 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from relevance.compare.comparison import Comparison
+from relevance.compare.report_json import JSON_RUN_COLUMNS, report_json
 from relevance.compare.seeds import GROUP_COLUMNS
 from relevance.compare.tables import groups_table, language_table, means_table, means_title, run_table, winners_table
 from relevance.evaluation import plot_per_language_f1, plot_pr_curves
 from relevance.text_tables import markdown_table, text_table
 
-JSON_RUN_COLUMNS = ["run_id", "run_name", "label", "task", "augment", "model", "seed", "data.seed",
-                    "evaluation.threshold", "group_label",
-                    *(f"{role}_{metric}" for role in ("test", "dev") for metric in
-                      ("f1", "precision", "recall", "roc_auc", "unseen_f1", "f1_all_relevant", "f1_lift")),
-                    "test_f1_global_threshold", "delta_f1", "ci_low", "ci_high", "p_better", "delta_roc_auc",
-                    "roc_auc_ci_low", "roc_auc_ci_high", "delta_on", "delta_note"]
 ARTIFACT_DIR = "compare"
 
 
@@ -32,23 +28,30 @@ def delta_legend(comparison: Comparison) -> str:
             "the same dev rows (joined on `id`), cross-fitted: each run's threshold re-tuned on the resampled "
             "rows and F1 scored on the rows the resample left out")
     return (f"ΔF1 = F1(run) − F1(baseline) and ΔROC-AUC likewise, on {rows}; 95 % CI from a paired bootstrap "
-            f"with {comparison.n_resamples} resamples, so the interval includes the threshold's noise; P(better) = "
+            f"with {comparison.n_resamples} resamples that draws queries (a query's rows together), so the interval "
+            "includes the threshold's noise; P(better) = "
             "share of resamples where the run wins. F1 lift = F1 − F1 of predicting every row relevant. Runs are "
             "selected on dev (baseline, best run, winners per language) and reported on "
             f"{comparison.report_role}. Runs whose rows differ from the baseline's get no delta.")
 
 
 def groups_legend(comparison: Comparison) -> str:
-    return ("Runs that differ only by `seed` (model initialisation, data order, dropout; same rows through "
-            "`data.seed`): the mean over their seeds, its 95 % interval resampling rows and seeds, and the "
-            "delta against the baseline's group.")
+    return ("Each arm is a seed group: the runs that differ only by `seed` (model initialisation, data order, "
+            "dropout; same rows through `data.seed`), a single run being a group of one. Mean over its seeds with "
+            "a 95 % interval that resamples the seeds, then the queries; per seed = the min–max of the seeds' "
+            "metric. Against the baseline's group: the delta [95 % CI]; p = two-sided bootstrap p (2 × the smaller "
+            f"share of resampled deltas on one side of 0, at least 1/({comparison.n_resamples}+1)); Holm = p "
+            "adjusted over the task's arms, per metric; `significant` when Holm's p < "
+            f"{comparison.alpha:g}; P(better) seed pairs = share of (arm seed, baseline seed) pairs where the "
+            "arm's metric is higher (ties ½).")
 
 
 def terminal_report(comparison: Comparison) -> str:
     parts = [f"Comparison of {comparison.title}", "", text_table(*run_table(comparison)), ""]
     parts.append(delta_legend(comparison))
-    if comparison.has_seed_groups:
-        parts += ["", "Seed groups", text_table(*groups_table(comparison)), groups_legend(comparison)]
+    if comparison.has_seed_groups or comparison.has_arms:
+        parts += ["", "Seed groups (arms against the baseline)", text_table(*groups_table(comparison)),
+                  groups_legend(comparison)]
     for task in comparison.per_language:
         parts += ["", f"Per-language F1 on {comparison.report_role}, {task} (* = language unseen in training)",
                   text_table(*language_table(comparison, task)), "",
@@ -69,8 +72,9 @@ def markdown_report(comparison: Comparison, plots: dict[str, dict[str, str]]) ->
              f"- baseline per task: {baselines}",
              f"- {delta_legend(comparison)}", "",
              "## Runs", "", markdown_table(*run_table(comparison))]
-    if comparison.has_seed_groups:
-        lines += ["", "## Seed groups", "", groups_legend(comparison), "", markdown_table(*groups_table(comparison))]
+    if comparison.has_seed_groups or comparison.has_arms:
+        lines += ["", "## Seed groups (arms against the baseline)", "", groups_legend(comparison), "",
+                  markdown_table(*groups_table(comparison))]
     if len(comparison.task_means):
         lines += ["", f"## {means_title(comparison)}", "", markdown_table(*means_table(comparison))]
     for task in comparison.per_language:
@@ -119,7 +123,7 @@ def comparison_data(comparison: Comparison, plots: dict[str, dict[str, str]]) ->
 
 
 def write_report(comparison: Comparison, out_dir: str | Path) -> Path:
-    """report.md + comparison.json + PNGs in `out_dir`; returns the report's path."""
+    """report.md + report.json + comparison.json + PNGs in `out_dir`; returns the report's path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = write_plots(comparison, out_dir)
@@ -127,6 +131,8 @@ def write_report(comparison: Comparison, out_dir: str | Path) -> Path:
     report.write_text(markdown_report(comparison, plots), encoding="utf-8")
     data = comparison_data(comparison, plots)
     (out_dir / "comparison.json").write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    (out_dir / "report.json").write_text(json.dumps(report_json(comparison), indent=2, ensure_ascii=False),
+                                         encoding="utf-8")
     return report
 
 

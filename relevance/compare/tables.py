@@ -63,17 +63,45 @@ def run_table(comparison: Comparison) -> Table:
     return header, rows
 
 
+def _spread(row: pd.Series, metric: str) -> str:
+    """`0.7012–0.7240`: the metric's min and max over the group's seeds (one value for one seed)."""
+    low, high = row[f"seed_min_{metric}"], row[f"seed_max_{metric}"]
+    if not math.isfinite(low):
+        return ""
+    return _fmt(low) if math.isclose(low, high) else f"{low:.4f}–{high:.4f}"
+
+
+def _p_cell(row: pd.Series, metric: str) -> str:
+    """`0.0120 (0.0360)`: the bootstrap p and, in brackets, Holm's over the task's arms."""
+    p, adjusted = row[f"p_{metric}"], row[f"p_adj_{metric}"]
+    return f"{p:.4f} ({adjusted:.4f})" if math.isfinite(p) and math.isfinite(adjusted) else ""
+
+
+def _arm_cells(row: pd.Series, metric: str) -> list[str]:
+    """ΔF1 [CI], p (Holm), verdict, P(better) over seed pairs; the baseline group's row says so."""
+    if str(row.get("note") or "").startswith("baseline"):
+        return ["baseline group", "", "", ""]
+    low, high = ("ci_low", "ci_high") if metric == "f1" else (f"{metric}_ci_low", f"{metric}_ci_high")
+    return [_interval(row[f"delta_{metric}"], row[low], row[high]), _p_cell(row, metric),
+            str(row[f"verdict_{metric}"] or ""), _fmt(row[f"p_better_seed_pairs_{metric}"], 3)]
+
+
 def groups_table(comparison: Comparison) -> Table:
-    """One row per seed group: the mean over its seeds with a 95 % interval over rows and seeds."""
+    """One row per seed group (arm): the mean over its seeds with a 95 % interval over seeds and
+    queries, the per-seed spread, and against the baseline's group the delta, p, Holm's p, the
+    verdict and P(better) over seed pairs, for F1 then ROC-AUC."""
     role = comparison.report_role
-    header = ["seed group", "task", "mix", "runs", "seeds", f"{role} F1 (mean) [95% CI]", f"{role} ROC-AUC (mean)",
-              "dev F1 (mean)", "ΔF1 vs baseline group [95% CI]", "ΔROC-AUC [95% CI]", "P(better)"]
+    header = ["seed group", "task", "mix", "runs", "seeds", f"{role} F1 (mean) [95% CI]", "F1 per seed (min–max)",
+              "ΔF1 vs baseline group [95% CI]", "F1 p (Holm)", "F1 verdict", "F1 P(better) seed pairs",
+              f"{role} ROC-AUC (mean)", "ROC-AUC per seed (min–max)", "ΔROC-AUC [95% CI]", "ROC-AUC p (Holm)",
+              "ROC-AUC verdict", "ROC-AUC P(better) seed pairs", "dev F1 (mean)"]
     rows = []
     for _, row in comparison.groups.iterrows():
         f1 = (f"{row['f1']:.4f} [{row['f1_ci_low']:.4f}, {row['f1_ci_high']:.4f}]"
               if math.isfinite(row["f1_ci_low"]) else _fmt(row["f1"]))
-        rows.append([row["group"], row["task"], row["mix"], str(row["runs"]), row["seeds"], f1, _fmt(row["roc_auc"]),
-                     _fmt(row["dev_f1"]), *_delta_cells(row, "baseline group")])
+        rows.append([row["group"], row["task"], row["mix"], str(row["runs"]), row["seeds"], f1, _spread(row, "f1"),
+                     *_arm_cells(row, "f1"), _fmt(row["roc_auc"]), _spread(row, "roc_auc"),
+                     *_arm_cells(row, "roc_auc"), _fmt(row["dev_f1"])])
     return header, rows
 
 

@@ -3,13 +3,18 @@
 `retuned_draws` is what `relevance.compare` uses: every resample draws dev rows and test rows
 (the same rows for every run: pairing), re-tunes each run's threshold on the dev resample exactly
 as the run tuned it (`relevance.evaluation.threshold`, global or per language), then scores F1
-and ROC-AUC on the test resample. The interval so includes the noise of choosing the threshold,
+and ROC-AUC on the test resample. Rows are drawn by query (cluster): a query's rows share its
+difficulty and are scored by the same model, so they are not independent, and drawing them one by
+one makes the interval too narrow. Each resample draws queries with replacement and every row of a
+drawn query comes along (`EvaluationRows` carries each row's cluster; rows without one are their
+own cluster, which is the row bootstrap). The interval so includes the noise of choosing the threshold,
 which a fixed-threshold bootstrap (`paired_bootstrap_delta`) leaves out and so is too narrow.
 Runs without a test split are cross-fitted instead: the threshold is tuned on the dev resample
 and F1 is scored on the dev rows that resample left out (out of bag).
 
 `hierarchical_mean` averages runs that differ only by their seed: each resample also draws the
-seeds with replacement, so a group's interval holds seed-to-seed variation too.
+seeds with replacement (then the queries, shared by every run), so a group's interval holds
+seed-to-seed variation too. `bootstrap_p_value` turns a delta's draws into a two-sided p-value.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ __all__ = [
     "EvaluationRows",
     "MetricDraws",
     "RunScores",
+    "bootstrap_p_value",
+    "cluster_codes",
     "delta_summary",
     "hierarchical_mean",
     "paired_bootstrap_delta",
@@ -59,6 +66,27 @@ def _resample_counts(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
     idx = rng.integers(0, n, size=(m, n))
     offsets = (np.arange(m, dtype=np.int64) * n)[:, None]
     return np.bincount((offsets + idx).ravel(), minlength=m * n).reshape(m, n)
+
+
+def _cluster_resample_counts(rng: np.random.Generator, m: int, clusters: np.ndarray) -> np.ndarray:
+    """(m, rows): each row's weight in each of m resamples that draw the clusters (codes 0..k-1)
+    with replacement, k of them; a row counts as often as its cluster was drawn. With every row its
+    own cluster (codes 0..n-1 in order) this is `_resample_counts`, draw for draw."""
+    per_cluster = _resample_counts(rng, m, int(clusters.max()) + 1 if clusters.size else 0)
+    return per_cluster[:, clusters]
+
+
+def cluster_codes(keys: Any) -> np.ndarray | None:
+    """Each row's cluster as a code 0..k-1 (in order of first appearance) from its key (a query's
+    normalised text); None without keys, or when any row lacks one (then rows are resampled alone)."""
+    if keys is None:
+        return None
+    values = np.asarray(keys, dtype=object)
+    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in values):
+        return None
+    _, first, codes = np.unique(values.astype(str), return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))  # renumber by first appearance: stable and readable
+    return order[codes.reshape(-1)].astype(np.int64)
 
 
 def paired_bootstrap_delta(
@@ -146,24 +174,50 @@ def weighted_roc_auc(labels: Any, scores: Any, weights: Any) -> np.ndarray:
 @dataclass(frozen=True)
 class EvaluationRows:
     """The rows every compared run scored, in one order: dev (thresholds are tuned there) and
-    test (F1 is reported there), or no test (cross-fit on dev)."""
+    test (F1 is reported there), or no test (cross-fit on dev). `dev_clusters` / `test_clusters`:
+    each row's query as a code 0..k-1 (`cluster_codes`), drawn together; None: each row alone."""
 
     dev_labels: np.ndarray
     dev_languages: np.ndarray
     test_labels: np.ndarray | None = None
     test_languages: np.ndarray | None = None
+    dev_clusters: np.ndarray | None = None
+    test_clusters: np.ndarray | None = None
 
     @classmethod
     def of(cls, dev_labels: Any, dev_languages: Any, test_labels: Any = None,
-           test_languages: Any = None) -> EvaluationRows:
+           test_languages: Any = None, dev_queries: Any = None, test_queries: Any = None) -> EvaluationRows:
+        """From columns; `dev_queries` / `test_queries` are the rows' cluster keys (normalised queries)."""
         dev_y = np.asarray(dev_labels).astype(np.int64)
         test_y = None if test_labels is None else np.asarray(test_labels).astype(np.int64)
         return cls(dev_y, _languages_array(dev_languages, dev_y.shape[0]), test_y,
-                   None if test_y is None else _languages_array(test_languages, test_y.shape[0]))
+                   None if test_y is None else _languages_array(test_languages, test_y.shape[0]),
+                   cluster_codes(dev_queries), None if test_y is None else cluster_codes(test_queries))
 
     @property
     def has_test(self) -> bool:
         return self.test_labels is not None
+
+    @property
+    def clustered(self) -> bool:
+        """Whether every side the bootstrap draws has its rows' queries."""
+        return self.dev_clusters is not None and (not self.has_test or self.test_clusters is not None)
+
+    def scored_size(self) -> tuple[int, int]:
+        """(rows, clusters) where metrics are measured: test, else dev; clusters = rows without queries."""
+        labels, clusters = (self.test_labels, self.test_clusters) if self.has_test else \
+            (self.dev_labels, self.dev_clusters)
+        n = int(labels.shape[0])
+        return n, (int(clusters.max()) + 1 if clusters is not None and n else n)
+
+    def resample_clusters(self, cluster: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(dev, scored side) cluster codes the bootstrap draws: the queries, or each row alone
+        (`cluster=False`, or a side without queries)."""
+        def codes(clusters: np.ndarray | None, n: int) -> np.ndarray:
+            return clusters if cluster and clusters is not None else np.arange(n, dtype=np.int64)
+
+        dev = codes(self.dev_clusters, self.dev_labels.shape[0])
+        return dev, (codes(self.test_clusters, self.test_labels.shape[0]) if self.has_test else dev)
 
 
 @dataclass(frozen=True)
@@ -218,21 +272,23 @@ def point_estimates(rows: EvaluationRows, run: RunScores) -> dict[str, float]:
 
 
 def retuned_draws(rows: EvaluationRows, runs: Mapping[str, RunScores], n_resamples: int = 1000,
-                  seed: int = 0) -> dict[str, MetricDraws]:
+                  seed: int = 0, cluster: bool = True) -> dict[str, MetricDraws]:
     """Each run's F1 and ROC-AUC in every resample, its threshold re-tuned on the resample's dev
     rows (see the module docstring). Every run sees the same resampled rows, so the draws of two
-    runs are paired: subtract them for a delta's distribution."""
+    runs are paired: subtract them for a delta's distribution. `cluster`: draw whole queries (rows
+    without queries are drawn alone); False draws rows one by one, which is too narrow when a
+    query's rows are correlated, and is kept to show how much."""
     n_resamples = _check_resamples(n_resamples)
-    n_dev = rows.dev_labels.shape[0]
-    n_scored = rows.test_labels.shape[0] if rows.has_test else n_dev
+    dev_clusters, scored_clusters = rows.resample_clusters(cluster)
+    n_dev, n_scored = dev_clusters.shape[0], scored_clusters.shape[0]
     draws = {name: MetricDraws(np.empty(n_resamples), np.empty(n_resamples)) for name in runs}
     rng = np.random.default_rng(seed)
     chunk = max(1, _MAX_CELLS // max(n_dev, n_scored))
     for start in range(0, n_resamples, chunk):
         m = min(chunk, n_resamples - start)
-        dev_weights = _resample_counts(rng, m, n_dev)
+        dev_weights = _cluster_resample_counts(rng, m, dev_clusters)
         if rows.has_test:
-            score_weights = auc_weights = _resample_counts(rng, m, n_scored)
+            score_weights = auc_weights = _cluster_resample_counts(rng, m, scored_clusters)
         else:  # cross-fit: tuned in the bag, scored out of it; ROC-AUC needs no threshold
             score_weights, auc_weights = (dev_weights == 0).astype(np.int64), dev_weights
         for name, run in runs.items():
@@ -244,7 +300,8 @@ def retuned_draws(rows: EvaluationRows, runs: Mapping[str, RunScores], n_resampl
 
 def hierarchical_mean(member_draws: list[MetricDraws], seed: int = 0) -> MetricDraws:
     """The mean over runs that differ only by seed, per resample, with the seeds themselves
-    resampled (with replacement) in each resample. One run: its own draws."""
+    resampled (with replacement) in each resample; the queries were drawn by `retuned_draws`, the
+    same for every run. One run: its own draws."""
     if len(member_draws) == 1:
         return member_draws[0]
     n_resamples = member_draws[0].f1.shape[0]
@@ -269,11 +326,25 @@ def percentile_interval(draws: np.ndarray, confidence: float = 0.95) -> tuple[fl
     return float(low), float(high)
 
 
+def bootstrap_p_value(deltas: Any) -> float:
+    """Two-sided bootstrap p-value of "no difference": 2 × the smaller share of draws on either
+    side of 0 (draws at 0 count on both sides), at most 1, and at least 1/(draws + 1), since a
+    finite bootstrap cannot show a smaller p. NaN draws are ignored; NaN when none is left."""
+    finite = np.asarray(deltas, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return float("nan")
+    two_sided = 2.0 * min(float(np.mean(finite <= 0)), float(np.mean(finite >= 0)))
+    return float(min(1.0, max(two_sided, 1.0 / (finite.size + 1))))
+
+
 def delta_summary(point_b: float, point_a: float, draws_b: np.ndarray, draws_a: np.ndarray,
                   confidence: float = 0.95) -> dict[str, float]:
-    """b - a on the full rows, its paired interval, and the share of resamples where b beats a."""
+    """b - a on the full rows, its paired interval, the share of resamples where b beats a, and the
+    two-sided bootstrap p-value (`bootstrap_p_value`)."""
     deltas = np.asarray(draws_b) - np.asarray(draws_a)
     low, high = percentile_interval(deltas, confidence)
     finite = deltas[np.isfinite(deltas)]
     return {"delta": float(point_b - point_a), "ci_low": low, "ci_high": high,
-            "p_better": float(np.mean(finite > 0)) if finite.size else float("nan")}
+            "p_better": float(np.mean(finite > 0)) if finite.size else float("nan"),
+            "p": bootstrap_p_value(deltas)}
