@@ -11,6 +11,7 @@ exactly as training's final scoring saw it (`load_model_folder`). Another run ca
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from relevance.evaluation.threshold import ThresholdPolicy, Thresholds, load_thresholds, save_threshold
+
+log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"
 RUN_CONFIG_FILE = "run_config.yaml"
@@ -37,11 +40,19 @@ class TrainedModel:
 
 def save_model_folder(model_dir: Path, cfg: DictConfig, loaded, thresholds: Thresholds, policy: ThresholdPolicy,
                       metric: str, value: float, train_languages: list[str]) -> Path:
-    """Write everything `load_model_folder` needs into `model_dir`."""
+    """Write everything `load_model_folder` needs into `model_dir`.
+
+    `run_config.yaml` is the run's resolved config with `quant.compute_dtype` set to the dtype
+    training computed in (`loaded.compute_dtype`: `auto` as resolved on the training machine, the
+    run's param `quant.compute_dtype_resolved`), so predict scores as training scored wherever it
+    runs; what was asked for stays in the run's `config/` artifact and param `quant.compute_dtype`."""
     loaded.model.save_pretrained(model_dir)
     loaded.tokenizer.save_pretrained(model_dir)
     save_threshold(model_dir, thresholds, metric, value, policy)
-    (model_dir / RUN_CONFIG_FILE).write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    run_cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    if loaded.compute_dtype is not None:
+        run_cfg.quant.compute_dtype = str(loaded.compute_dtype).removeprefix("torch.")
+    (model_dir / RUN_CONFIG_FILE).write_text(OmegaConf.to_yaml(run_cfg))
     (model_dir / DATA_SUMMARY_FILE).write_text(json.dumps({"train_languages": train_languages}))
     return model_dir
 
@@ -53,13 +64,14 @@ def read_run_config(model_dir: Path, cache_dir: str) -> DictConfig:
     return cfg
 
 
-def load_model_folder(model_dir: Path, cache_dir: str) -> TrainedModel:
-    """Rebuild a trained run's model from its folder, as training scored it."""
+def load_model_folder(model_dir: Path, cache_dir: str, *, compute_dtype: str) -> TrainedModel:
+    """Rebuild a trained run's model from its folder, as training scored it, computing in
+    `compute_dtype` (the dtype it trained in: `relevance.predict.scoring_compute_dtype`)."""
     from relevance.modeling.loader import load_for_inference
 
     model_dir = Path(model_dir)
     cfg = read_run_config(model_dir, cache_dir)
-    loaded = load_for_inference(cfg, model_dir)
+    loaded = load_for_inference(cfg, model_dir, compute_dtype=compute_dtype)
     train_languages = json.loads((model_dir / DATA_SUMMARY_FILE).read_text())["train_languages"]
     loaded.train_languages = train_languages
     return TrainedModel(cfg, loaded, load_thresholds(model_dir), train_languages)
@@ -108,6 +120,10 @@ def check_init_adapter(cfg: DictConfig, work_dir: Path | None = None) -> DictCon
     problems = list(_init_adapter_mismatches(cfg, source))
     if problems:
         raise InitAdapterError(f"{INIT_ADAPTER_KEY}={run_id} cannot start this run: " + "; ".join(problems))
+    theirs, mine = OmegaConf.select(source, "task.name"), OmegaConf.select(cfg, "task.name")
+    if theirs != mine:  # the 1st place's QI-then-QC: allowed, and said
+        log.info("%s=%s: cross-task initialisation, from a %s run to this %s run", INIT_ADAPTER_KEY, run_id,
+                 theirs, mine)
     return source
 
 
@@ -131,7 +147,7 @@ def _init_adapter_mismatches(cfg: DictConfig, source: DictConfig):
                    f"or another run")
     if OmegaConf.select(source, "peft.name") != "lora":
         yield f"it trained with peft={OmegaConf.select(source, 'peft.name')}, not LoRA"
-    for key in ("peft.r", "peft.target_modules"):
+    for key in ("peft.r", "peft.alpha", "peft.target_modules"):
         if plain(OmegaConf.select(cfg, key)) != plain(OmegaConf.select(source, key)):
             yield (f"its LoRA has {key}={plain(OmegaConf.select(source, key))!r}, this run "
                    f"{plain(OmegaConf.select(cfg, key))!r}: set {key} as that run did")

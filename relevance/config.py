@@ -52,7 +52,7 @@ class DemoDataConfig:
 
 @dataclass
 class DataConfig:
-    """Three roles for rows: train; dev (early stopping, threshold, selection); test (reporting only)."""
+    """Three roles for rows: train; dev (threshold, selection); test (reporting only)."""
 
     name: str = MISSING
     dir: Optional[str] = None
@@ -67,6 +67,9 @@ class DataConfig:
     folds: Optional[int] = None
     fold: Optional[int] = None
     null_target: str = "drop"  # drop | empty | error
+    # dev/test rows whose (case/space-folded) query occurs among the training rows: drop (counted, warned) |
+    # keep (counted) | error (relevance/data/overlap.py)
+    query_overlap: str = "drop"
     max_train_rows: Optional[int] = None  # stratified subsample, for CPU runs
     max_dev_rows: Optional[int] = None
     max_test_rows: Optional[int] = None
@@ -86,6 +89,12 @@ class TinyModelConfig:
     num_key_value_heads: int = 2
     max_position_embeddings: int = 256
     seed: int = 0
+    # More fields of the model's config than the sizes above (head_dim, sliding_window, layer_types, ...)
+    config_fields: dict[str, Any] = field(default_factory=dict)
+    # A composite model (text + vision, e.g. gemma3): the sizes and config_fields build its sub-config of this
+    # name (text_config), composite_fields the rest of its config (vision_config, ...); null: a text-only model
+    text_config: Optional[str] = None
+    composite_fields: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -210,6 +219,9 @@ class TrainerConfig:
 class EvaluationConfig:
     threshold: str = "global"  # global | per_language: tuned on dev F1, applied unchanged to test and by predict
     min_rows_per_language: int = 50  # per_language: fewer dev rows (or one label) → the global threshold
+    # true: let the runs this run builds on (model.init_adapter, augment.noise_filter.oof_from) have trained on
+    # its dev or test rows (checked before anything loads: relevance.tracking.lineage_checks); false refuses them
+    allow_seen_rows: bool = False
 
 
 @dataclass
@@ -220,7 +232,7 @@ class TrackingConfig:
     run_name: Optional[str] = None  # null: built from the command-line overrides
     log_adapter: bool = True
     log_datasets: bool = True
-    resume: bool = True  # multirun only: skip a job whose identical config already has a FINISHED run
+    resume: bool = True  # multirun only: skip a job whose identity (config, data, code, numerics) has a FINISHED run
     # Continue the KILLED run of the same identity (or one whose process vanished) from its last checkpoint.
     resume_killed: bool = True
     heartbeat_seconds: float = 30.0  # a running run's `relevance.heartbeat` tag is refreshed this often
@@ -264,6 +276,8 @@ class PredictConfig:
     task: Optional[TaskConfig] = None  # task=<key>: run=latest picks that task's newest run; null: any task
     batch_size: Optional[int] = None  # null: as the run's final scoring batched (reproduces its scores exactly)
     null_target: str = "empty"
+    compute_dtype: Optional[str] = None  # null: the dtype the run trained in; float32|bfloat16|float16: override
+    allow_partial_folds: bool = False  # a fold ensemble averages all K folds; true: the folds named, even fewer
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
@@ -333,6 +347,7 @@ def _problems(cfg: DictConfig):
             yield f"data.{key}={cfg.data[key]}: must be a positive number of rows, or null for all"
     if cfg.data.null_target not in NULL_TARGET_POLICIES:
         yield f"data.null_target={cfg.data.null_target!r}: use one of {NULL_TARGET_POLICIES}"
+    yield from _query_overlap_problems(cfg.data)
     if cfg.data.name == "competition" and not cfg.data.dir:
         yield "data=competition needs data.dir=PATH (the folder holding the JSON-lines files)"
     yield from _quant_peft_problems(cfg)
@@ -403,6 +418,14 @@ def _test_split_problems(data: DictConfig):
                "from one of them; add data.test_fraction=null to use the file")
     if data.test_fraction is not None and not 0 < data.test_fraction < 1:
         yield f"data.test_fraction={data.test_fraction}: the share of dev carved as test, between 0 and 1 (or null)"
+
+
+def _query_overlap_problems(data: DictConfig):
+    from relevance.data.overlap import QUERY_OVERLAP_POLICIES
+
+    if data.query_overlap not in QUERY_OVERLAP_POLICIES:
+        yield (f"data.query_overlap={data.query_overlap!r}: use one of {QUERY_OVERLAP_POLICIES} (what to do with dev "
+               "and test rows whose query also occurs among the training rows; drop is the default)")
 
 
 def _fold_problems(data: DictConfig):

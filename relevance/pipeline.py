@@ -94,6 +94,8 @@ def _log_data(run: TrackedRun, cfg: DictConfig, splits: Splits, mix: MixResult, 
         "data.null_targets": splits.null_targets, "data.train_languages": ",".join(train_languages),
         "data.unseen_languages": ",".join(unseen) or "none",
     })
+    run.log_params(splits.query_overlap_params())  # dev/test rows whose query training has (data.query_overlap)
+    run.log_metrics(splits.query_overlap_metrics())
     run.log_metrics({"data_null_targets": splits.null_targets, "data_mix_rows": len(mix.table),
                      "data_mix_positive_rate": float(np.mean(mix.table["label"]))})
     for stats in mix.stats:

@@ -11,6 +11,12 @@ score is the mean of the fold runs' probabilities, and the threshold (global, or
 the folds' `evaluation.threshold` says) is tuned once on their pooled out-of-fold scores. Every
 check (the runs, their folds, the input) happens before the first model loads; the models load
 one at a time.
+
+Scores are computed in the dtype the run trained in (its threshold was tuned on those scores),
+recorded in its model folder (`quant.compute_dtype` of `run_config.yaml`; older runs: the param
+`quant.compute_dtype_resolved`). A machine that lacks it (bf16 on a CPU without AMX/AVX512-BF16
+or a GPU without bf16) refuses before any model loads; `compute_dtype=float32` scores anyway, warning
+that the scores may differ from the logged ones.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 
 
 PREDICT_TASK_ADVICE = "score it with a run trained on that task: run=latest task={file_task}, or run=<its run id>"
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")  # the `compute_dtype` override; null: as the run trained
 
 
 class RunNotFoundError(LookupError):
@@ -76,6 +83,62 @@ def check_task(run_id: str, run_cfg: DictConfig, task_cfg: DictConfig | None) ->
     if task_cfg is not None and str(task_cfg.name).upper() != str(run_cfg.task.name).upper():
         raise ValueError(f"run {run_id} was trained for task {run_cfg.task.name}, but task={task_cfg.key} asks for "
                          f"{task_cfg.name}: drop task= to use this run, or pass run=latest task={task_cfg.key}")
+
+
+class ComputeDtypeError(RuntimeError):
+    """This machine cannot score in the dtype the run was trained (and its threshold tuned) in."""
+
+
+def check_compute_dtype_override(override: str | None) -> None:
+    if override is not None and override not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype={override}: use one of {', '.join(COMPUTE_DTYPES)}, or null to score "
+                         "in the dtype the run trained in")
+
+
+def trained_compute_dtype(run_cfg: DictConfig, logged_params: dict[str, str]) -> str | None:
+    """The dtype the run trained and tuned its threshold in: its model folder's `quant.compute_dtype`,
+    or, for runs whose folder still says `auto`, the param `quant.compute_dtype_resolved`; None when
+    the run recorded neither."""
+    saved = OmegaConf.select(run_cfg, "quant.compute_dtype", default="auto")
+    if saved != "auto":
+        return str(saved)
+    return logged_params.get("quant.compute_dtype_resolved")
+
+
+def scoring_compute_dtype(run_id: str, trained: str | None, override: str | None) -> str:
+    """The dtype to score run `run_id` in: `override` (`compute_dtype=...`) when given, else the one it
+    trained in (`trained`), checked against this machine's hardware before any model loads."""
+    from relevance.hardware import missing_bf16
+    from relevance.modeling.quantization import choose_compute_dtype
+
+    if override is not None:
+        if override != trained:
+            log.warning("run %s was trained, and its threshold tuned, in %s; scoring in %s (compute_dtype=%s): "
+                        "scores, and predictions near the threshold, may differ from the logged ones",
+                        run_id, trained or "an unrecorded dtype", override, override)
+        return override
+    if trained is None:
+        resolved = str(choose_compute_dtype("auto")[0]).removeprefix("torch.")
+        log.warning("run %s recorded no compute dtype (it predates quant.compute_dtype_resolved): scoring in %s, "
+                    "this machine's choice; pass compute_dtype=float32 or bfloat16 to choose", run_id, resolved)
+        return resolved
+    missing = missing_bf16() if trained == "bfloat16" else None
+    if missing:
+        raise ComputeDtypeError(
+            f"run {run_id} was trained, and its threshold tuned, in bfloat16, but this machine lacks bf16 "
+            f"({missing}): scoring in float32 would compare other scores with that threshold. Score it where bf16 "
+            "is native (a GPU with bf16, or a CPU with AMX or AVX512-BF16), or pass compute_dtype=float32 to score "
+            "in float32 anyway (scores may differ from the logged ones), or compute_dtype=bfloat16 to compute in "
+            "bf16 here without native support (slow)")
+    return trained
+
+
+def run_compute_dtype(client: MlflowClient, run_id: str, run_cfg: DictConfig, override: str | None) -> str:
+    """`scoring_compute_dtype` for a logged run (its params are read only for runs that need them)."""
+    trained = trained_compute_dtype(run_cfg, {})
+    if trained is None:
+        trained = trained_compute_dtype(run_cfg, client.get_run(run_id).data.params)
+    return scoring_compute_dtype(run_id, trained, override)
 
 
 def read_input(run_cfg: DictConfig, input_path: Path, null_target: str):
@@ -125,15 +188,16 @@ def write_and_report(table, input_path: Path, output_path: Path, scores: np.ndar
 
 # -- fold ensembles ----------------------------------------------------------------------------
 
-def ensemble_members(client: MlflowClient, run):
+def ensemble_members(client: MlflowClient, run, allow_partial: bool = False):
     """The fold runs `run` stands for when it is an ensemble (a list of ids, or a sweep parent's
-    id), checked (relevance.tracking.folds); None for one run (an id, or `latest`)."""
+    id), checked (relevance.tracking.folds: trained alike, all K folds unless `allow_partial`); None for
+    one run (an id, or `latest`)."""
     from relevance.tracking.folds import fold_runs, get_run, is_sweep_parent
 
     if isinstance(run, (ListConfig, list, tuple)):
-        return fold_runs(client, [str(r) for r in run], "run", need_model=True)
+        return fold_runs(client, [str(r) for r in run], "run", need_model=True, allow_partial=allow_partial)
     if str(run) != "latest" and is_sweep_parent(get_run(client, str(run), "run")):
-        return fold_runs(client, str(run), "run", need_model=True)
+        return fold_runs(client, str(run), "run", need_model=True, allow_partial=allow_partial)
     return None
 
 
@@ -163,14 +227,16 @@ def predict_ensemble(client: MlflowClient, members, cfg: DictConfig, input_path:
         run_cfgs = [read_run_config(model_dir, cfg.paths.cache_dir) for model_dir in model_dirs]
         for run_id, run_cfg in zip(members.run_ids, run_cfgs):
             check_task(run_id, run_cfg, cfg.task)
+        dtypes = [run_compute_dtype(client, run_id, run_cfg, cfg.compute_dtype)
+                  for run_id, run_cfg in zip(members.run_ids, run_cfgs)]
         policy = ensemble_policy(members, run_cfgs)
         oof = pooled_oof(client, members, work / "oof")
         thresholds = tune_thresholds(oof["label"].to_numpy(), oof["probability"].to_numpy(),
                                      oof["language"].to_numpy(), policy)
         table = read_input(run_cfgs[0], input_path, cfg.null_target)  # bad input fails before a model loads
         member_scores, train_languages = [], set()
-        for model_dir in model_dirs:  # one model in memory at a time
-            trained = load_model_folder(model_dir, cfg.paths.cache_dir)
+        for model_dir, dtype in zip(model_dirs, dtypes):  # one model in memory at a time
+            trained = load_model_folder(model_dir, cfg.paths.cache_dir, compute_dtype=dtype)
             member_scores.append(score_table(trained, table, cfg.batch_size))
             train_languages |= set(trained.train_languages)
             del trained
@@ -232,10 +298,11 @@ def main(cfg: DictConfig) -> None:
     quiet_third_party_logs()
     exit_on_sigterm()  # `timeout`, SLURM, Kubernetes: clean up as on Ctrl-C
     check_keys_against_schema(cfg, PredictConfig)
+    check_compute_dtype_override(cfg.compute_dtype)
     input_path, output = Path(cfg.input), Path(cfg.output)
     check_paths(input_path, output, cfg.null_target)
     client = MlflowClient(cfg.tracking.tracking_uri)
-    members = ensemble_members(client, cfg.run)
+    members = ensemble_members(client, cfg.run, allow_partial=cfg.allow_partial_folds)
     if members is not None:
         thresholds, oof, report = predict_ensemble(client, members, cfg, input_path, output)
         print(f"ensemble of {len(members.runs)} fold runs, {members.describe()}: wrote {output} "
@@ -248,8 +315,9 @@ def main(cfg: DictConfig) -> None:
         model_dir = download_model_folder(client, run_id, Path(work_dir))
         run_cfg = read_run_config(model_dir, cfg.paths.cache_dir)
         check_task(run_id, run_cfg, cfg.task)
+        compute_dtype = run_compute_dtype(client, run_id, run_cfg, cfg.compute_dtype)
         table = read_input(run_cfg, input_path, cfg.null_target)  # bad input fails before the model loads
-        trained = load_model_folder(model_dir, cfg.paths.cache_dir)
+        trained = load_model_folder(model_dir, cfg.paths.cache_dir, compute_dtype=compute_dtype)
         report = predict_table(trained, table, input_path, output, cfg.batch_size)
     print(f"run {run_id}: wrote {output} ({describe_thresholds(trained.thresholds)})")
     if report is not None:

@@ -1,5 +1,5 @@
-"""From the `data` config to the run's tables, one per role: training rows; dev rows (early
-stopping, threshold, selection); test rows, when configured, only for reporting.
+"""From the `data` config to the run's tables, one per role: training rows; dev rows (threshold,
+selection); test rows, when configured, only for reporting.
 
 `data.seed` fixes every split and subsample, so runs that differ only by the model's `seed`
 see the same dev and test rows (their predictions pair row by row in `relevance.compare`).
@@ -9,13 +9,22 @@ file, or `data.test_fraction` of the dev file); the training pool is the trainin
 dev file's other rows, capped by `data.max_train_rows`; fold i of the pool (grouped by query,
 stratified by language × label, `data.seed`) is dev, the other folds train. The K runs of one
 pool therefore score every pool row exactly once on their dev side: out-of-fold scores.
+
+Queries on both sides (`data.query_overlap`, relevance/data/overlap.py): splits carved from one
+file are grouped by query, separate files are not. Dev and test rows whose normalised query occurs
+among the training rows are dropped (`drop`, the default), kept (`keep`) or refused (`error`), and
+counted on `Splits.query_overlap`. "The training rows" are all of them before `data.max_train_rows`
+subsamples them (the training file, or its training side; with folds, the whole pool, whose rows
+all train in some fold): a query the cap happened to leave out is still one the data set trains
+on, and runs with different caps keep scoring the same dev and test rows. The test rows are carved
+before overlapping rows are dropped, so `drop` and `keep` put every other row on the same side.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +32,7 @@ from datasets import Dataset, concatenate_datasets
 from omegaconf import DictConfig, OmegaConf
 
 from relevance.data.demo import write_demo_data
+from relevance.data.overlap import QueryOverlap, handle_query_overlap, report_query_overlap, training_queries
 from relevance.data.reader import read_jsonl
 from relevance.data.schema import DataError
 from relevance.data.splits import fold_split, grouped_split
@@ -50,6 +60,20 @@ class Splits:
     test: Dataset | None = None  # reported only: never tunes, stops or selects anything
     test_path: Path | None = None  # the dev file itself when test was carved from dev
     fold: FoldInfo | None = None  # set when dev is one fold of a k-fold split of the training pool
+    # dev/test rows whose query occurs among the training rows, by role (data.query_overlap)
+    query_overlap: dict[str, QueryOverlap] = field(default_factory=dict)
+    query_overlap_policy: str = "keep"
+
+    def query_overlap_params(self) -> dict[str, int]:
+        """`data.query_overlap_<role>_rows` / `_queries` (found) and `data.query_overlap_dropped_<role>`
+        (removed: the rows found under `drop`, 0 under `keep`), for each evaluation role."""
+        return {key: value for o in self.query_overlap.values() for key, value in (
+            (f"data.query_overlap_{o.role}_rows", o.rows), (f"data.query_overlap_{o.role}_queries", o.queries),
+            (f"data.query_overlap_dropped_{o.role}", o.dropped))}
+
+    def query_overlap_metrics(self) -> dict[str, int]:
+        """The same counts as metrics (`data_query_overlap_dev_rows`, ...: charts compare runs by them)."""
+        return {key.replace(".", "_"): value for key, value in self.query_overlap_params().items()}
 
     def evaluation_tables(self) -> dict[str, Dataset]:
         """The rows scored after training, by role: dev, then test when the run has one."""
@@ -96,6 +120,7 @@ def load_splits(data_cfg: DictConfig, task_cfg: DictConfig) -> Splits:
     elif data_cfg.test_fraction is not None:
         dev, test = grouped_split(dev, data_cfg.test_fraction, seed)
         test_path = dev_path
+    dev, test, overlap = _handle_query_overlap(data_cfg, train, train_path, dev, dev_path, test, test_path)
     train = stratified_subsample(train, data_cfg.max_train_rows, seed)
     dev = stratified_subsample(dev, data_cfg.max_dev_rows, seed)
     require_both_labels(train, train_path, "training rows", "a classifier cannot learn from one label")
@@ -103,7 +128,8 @@ def load_splits(data_cfg: DictConfig, task_cfg: DictConfig) -> Splits:
     if test is not None:
         test = stratified_subsample(test, data_cfg.max_test_rows, seed)
         require_both_labels(test, test_path, "test rows", "test F1 and ROC-AUC would mean nothing")
-    return Splits(train, dev, train_path, dev_path, null_targets, test, test_path)
+    return Splits(train, dev, train_path, dev_path, null_targets, test, test_path,
+                  query_overlap=overlap, query_overlap_policy=query_overlap_policy(data_cfg))
 
 
 def _fold_splits(data_cfg: DictConfig, paths: dict[str, Path], tables: dict[str, Dataset],
@@ -123,12 +149,17 @@ def _fold_splits(data_cfg: DictConfig, paths: dict[str, Path], tables: dict[str,
     pool = tables["train"]
     if rest is not None and len(rest):
         pool = concatenate_datasets([pool, distinct_ids(rest, set(pool["id"]), f"{paths['dev'].name}:")])
+    # every pool row trains in some fold: test is checked against the whole pool, before its cap
+    _, test, overlap = _handle_query_overlap(data_cfg, pool, paths["train"], None, None, test, test_path)
     pool = stratified_subsample(pool, data_cfg.max_train_rows, seed)
     try:
         train, dev = fold_split(pool, folds, fold, seed)
     except ValueError as error:
         raise DataError(paths["train"], 0, "query", f"data.folds={folds}: {error} (the training pool has "
                                                     f"{len(pool)} rows); use fewer folds") from None
+    # the folds group by query, so none is found here: a guard, counted as without folds
+    dev, _, dev_overlap = _handle_query_overlap(data_cfg, train, paths["train"], dev, paths["train"], None, None)
+    overlap = {**dev_overlap, **overlap}
     require_both_labels(train, paths["train"], f"training rows of fold {fold}", "a classifier cannot learn from one label")
     require_both_labels(dev, paths["train"], f"dev rows of fold {fold}",
                         "F1, ROC-AUC and the tuned threshold would mean nothing")
@@ -136,7 +167,29 @@ def _fold_splits(data_cfg: DictConfig, paths: dict[str, Path], tables: dict[str,
         test = stratified_subsample(test, data_cfg.max_test_rows, seed)
         require_both_labels(test, test_path, "test rows", "test F1 and ROC-AUC would mean nothing")
     return Splits(train, dev, paths["train"], paths["train"], null_targets, test, test_path,
-                  FoldInfo(folds, fold, len(pool), tuple(pool_paths)))
+                  FoldInfo(folds, fold, len(pool), tuple(pool_paths)), query_overlap=overlap,
+                  query_overlap_policy=query_overlap_policy(data_cfg))
+
+
+def query_overlap_policy(data_cfg: DictConfig) -> str:
+    """`data.query_overlap`; `keep` for run configs older than the key (what those runs scored)."""
+    return str(OmegaConf.select(data_cfg, "query_overlap", default="keep"))
+
+
+def _handle_query_overlap(data_cfg: DictConfig, training: Dataset, training_path: Path,
+                          dev: Dataset | None, dev_path: Path | None, test: Dataset | None, test_path: Path | None,
+                          ) -> tuple[Dataset | None, Dataset | None, dict[str, QueryOverlap]]:
+    """Dev and test as `data.query_overlap` wants them given `training` (all the training rows,
+    before any cap), and what each had in common with it (see the module docstring)."""
+    policy = query_overlap_policy(data_cfg)
+    seen = training_queries(training)
+    overlap: dict[str, QueryOverlap] = {}
+    if dev is not None:
+        dev, overlap["dev"] = handle_query_overlap(dev, "dev", dev_path, seen, policy, training_path)
+    if test is not None:
+        test, overlap["test"] = handle_query_overlap(test, "test", test_path, seen, policy, training_path)
+    report_query_overlap(list(overlap.values()), policy, training_path)
+    return dev, test, overlap
 
 
 def distinct_ids(table: Dataset, taken: set[str], prefix: str) -> Dataset:

@@ -32,12 +32,18 @@ class LoadedModel:
 
 
 def load_tokenizer(source: ResolvedModel, model_cfg: DictConfig, head_cfg: DictConfig):
+    """The model's tokenizer, with a pad token that is one of its own tokens (`model.pad_token` when
+    it has none): a pad token outside the vocabulary would grow it past the model's embeddings."""
     tokenizer = AutoTokenizer.from_pretrained(
         source.path, revision=source.revision, trust_remote_code=model_cfg.trust_remote_code)
     if tokenizer.pad_token is None:
         if not model_cfg.pad_token:
             raise ValueError(f"model {model_cfg.name}: the tokenizer has no pad token; set model.pad_token")
         tokenizer.pad_token = model_cfg.pad_token
+    if tokenizer.pad_token not in tokenizer.get_vocab():
+        raise ValueError(f"model.pad_token={tokenizer.pad_token!r} is not a token of model {model_cfg.name}'s tokenizer "
+                         f"({len(tokenizer)} tokens): set model.pad_token to one of its tokens, e.g. its eos token "
+                         f"{tokenizer.eos_token!r}")
     tokenizer.padding_side = head_cfg.padding_side
     return tokenizer
 
@@ -68,7 +74,17 @@ def load_backbone(cfg: DictConfig, source: ResolvedModel, tokenizer, head_cfg: D
             f"could not load model {model_cfg.name} from {source.path!r}: {error}\n"
             "Without network access, point to a local copy: model.source=local model.id=/path/to/dir"
         ) from error
-    model.config.pad_token_id = tokenizer.pad_token_id
+    # The pad id where the model reads it: the classifier head pools each row's last non-pad token by
+    # the pad id of the *text* config (`config.get_text_config()`), a sub-config of a composite model
+    # (Gemma-3 >= 4B: text + vision), the top level otherwise. Set on both, once it is known to be a
+    # token of the tokenizer and a row of the model's input embeddings.
+    pad_id, vocabulary = tokenizer.pad_token_id, min(len(tokenizer), model.get_input_embeddings().num_embeddings)
+    if pad_id is None or not 0 <= pad_id < vocabulary:
+        raise ValueError(f"model {model_cfg.name}: the pad token {tokenizer.pad_token!r} has id {pad_id}, outside the "
+                         f"vocabulary of the tokenizer and the model ({vocabulary} tokens): set model.pad_token to one "
+                         "of its tokens")
+    model.config.pad_token_id = pad_id
+    model.config.get_text_config().pad_token_id = pad_id
     keep_4bit_layers_differentiable(model)
     return compute_in(model, compute_dtype)
 
@@ -91,11 +107,20 @@ def load_for_training(cfg: DictConfig, init_adapter: Path | None = None) -> Load
     return LoadedModel(model, tokenizer, head, source, *choose_compute_dtype(cfg.quant.compute_dtype))
 
 
-def load_for_inference(cfg: DictConfig, model_dir: Path) -> LoadedModel:
+def load_for_inference(cfg: DictConfig, model_dir: Path, *, compute_dtype: str) -> LoadedModel:
     """A trained run's model, rebuilt as training scored it: the logged adapter on a base
-    built and prepared by the same functions (`load_backbone`, `prepare_base`), or the full model."""
+    built and prepared by the same functions (`load_backbone`, `prepare_base`), or the full model.
+
+    `compute_dtype` is explicit (`float32`, `bfloat16`, `float16`), never `auto`: resolving `auto`
+    again on the scoring machine could score in fp32 against a threshold tuned on bf16 scores."""
+    from omegaconf import OmegaConf
+
     from relevance.modeling.lora import prepare_base
 
+    if compute_dtype == "auto":
+        raise ValueError("load_for_inference: compute_dtype=auto would re-resolve the dtype on this machine; "
+                         "pass the one the run trained in (its model folder's quant.compute_dtype)")
+    cfg = OmegaConf.merge(cfg, {"quant": {"compute_dtype": compute_dtype}})
     if (model_dir / "adapter_config.json").exists():
         from peft import PeftModel
 

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 from transformers import BitsAndBytesConfig
 
-from relevance.hardware import CPU_BF16_FLAGS, cpu_bf16_units
+from relevance.hardware import cpu_bf16_units, missing_bf16
 
 log = logging.getLogger(__name__)
 
@@ -24,21 +24,26 @@ def choose_compute_dtype(name: str, flags: set[str] | frozenset[str] | None = No
 
     `auto` is bf16 wherever the hardware multiplies bf16 natively: a CUDA GPU that
     supports it, or a CPU with AMX or AVX512-BF16 (a bf16 matmul is several times faster
-    than fp32 there); fp32 everywhere else. `flags` overrides the CPU's flags (tests)."""
+    than fp32 there); fp32 everywhere else. `flags` overrides the CPU's flags (tests).
+
+    `auto` is resolved once, where the run trains: the model folder records the result and
+    `relevance.predict` scores in it, never re-resolving `auto` on the machine that scores
+    (`relevance.hardware.missing_bf16` says when that machine cannot)."""
     if name != "auto":
         dtype = getattr(torch, name)
         if dtype != torch.float32 and not torch.cuda.is_available() and not cpu_bf16_units(flags):
             log.warning("quant.compute_dtype=%s on a CPU without native bf16 matrix units is slower than float32", name)
         return dtype, f"set explicitly: quant.compute_dtype={name}"
+    missing = missing_bf16(flags)
     if torch.cuda.is_available():
         gpu = torch.cuda.get_device_name()
-        if torch.cuda.is_bf16_supported():
+        if missing is None:
             return torch.bfloat16, f"auto: CUDA GPU {gpu} supports bf16"
-        return torch.float32, f"auto: CUDA GPU {gpu} has no bf16 support"
+        return torch.float32, f"auto: {missing}"
     found = cpu_bf16_units(flags)
     if found:
         return torch.bfloat16, f"auto: CPU has native bf16 matrix units ({', '.join(found)})"
-    return torch.float32, f"auto: CPU has no native bf16 matrix units (none of {', '.join(CPU_BF16_FLAGS)})"
+    return torch.float32, f"auto: {missing}"
 
 
 def resolve_compute_dtype(name: str) -> torch.dtype:

@@ -58,7 +58,8 @@ def resolve_model(model_cfg: DictConfig, cache_dir: str | Path) -> ResolvedModel
 
 
 def source_digest(model_cfg: DictConfig, cache_dir: str | Path) -> str:
-    """Which weights a model config names, as `resolve_model`'s digest, without converting a GGUF: a hub
+    """Which weights a model config names, as `resolve_model`'s digest, without building or converting
+    anything (a run's identity is computed before any model loads): a hub
     id at its revision; a local folder by its config and its files' names and sizes; a packaged GGUF by
     the file's content (and the transformers version that converts it); a tiny model by its spec."""
     source = model_cfg.source
@@ -71,7 +72,11 @@ def source_digest(model_cfg: DictConfig, cache_dir: str | Path) -> str:
         config = (path / "config.json").read_bytes() if (path / "config.json").is_file() else b""
         listing = hashlib.sha256(config + repr(files).encode()).hexdigest()[:16]
         return f"local:{listing}"
-    return resolve_model(model_cfg, cache_dir).digest
+    if source == "tiny_random":
+        from relevance.modeling.tiny import tiny_model_digest
+
+        return tiny_model_digest(model_cfg.tiny)
+    return resolve_model(model_cfg, cache_dir).digest  # a hub id: nothing to read
 
 
 @functools.cache

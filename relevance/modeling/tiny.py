@@ -1,6 +1,8 @@
 """A tiny randomly initialised causal LM and a byte-level BPE tokenizer, built in
 seconds, so tests and smoke runs exercise the real loading, quantization, LoRA,
-training and saving paths without any downloaded weights."""
+training and saving paths without any downloaded weights. Any architecture
+transformers builds from a config: text-only (llama, qwen2, gemma3_text) or
+composite (gemma3: a text sub-config beside a vision one, `text_config`)."""
 
 from __future__ import annotations
 
@@ -32,11 +34,28 @@ def tokenizer_corpus() -> list[str]:
     return lines
 
 
+# Spec fields with an empty default: left out of the key when empty, so the models built before they existed
+# keep their key (and the runs on them their identity).
+OPTIONAL_SPEC = {"config_fields": {}, "text_config": None, "composite_fields": {}}
+
+
+def tiny_model_key(spec: dict, corpus: list[str]) -> str:
+    """What a tiny model is built from: its spec, its tokenizer's corpus and the transformers version."""
+    spec = {k: v for k, v in spec.items() if not (k in OPTIONAL_SPEC and v == OPTIONAL_SPEC[k])}
+    key_text = json.dumps(spec, sort_keys=True) + "\n".join(corpus) + transformers.__version__
+    return hashlib.sha256(key_text.encode()).hexdigest()[:16]
+
+
+def tiny_model_digest(tiny_cfg: DictConfig) -> str:
+    """The digest `build_tiny_model` gives the model, without building it (a run's identity needs it
+    before anything loads)."""
+    return f"tiny:{tiny_model_key(OmegaConf.to_container(tiny_cfg, resolve=True), tokenizer_corpus())}"
+
+
 def build_tiny_model(tiny_cfg: DictConfig, models_dir: Path) -> ResolvedModel:
     spec = OmegaConf.to_container(tiny_cfg, resolve=True)
     corpus = tokenizer_corpus()
-    key_text = json.dumps(spec, sort_keys=True) + "\n".join(corpus) + transformers.__version__
-    key = hashlib.sha256(key_text.encode()).hexdigest()[:16]
+    key = tiny_model_key(spec, corpus)
     target = models_dir / f"tiny_random-{key}"
     if not (target / COMPLETE_MARKER).exists():
         write_directory_atomically(target, lambda tmp: _write_tiny_model(spec, corpus, tmp))
@@ -45,13 +64,20 @@ def build_tiny_model(tiny_cfg: DictConfig, models_dir: Path) -> ResolvedModel:
 
 def _write_tiny_model(spec: dict, corpus: list[str], out_dir: Path) -> None:
     tokenizer = train_tokenizer(corpus, spec["vocab_size"])
-    dims = {k: v for k, v in spec.items() if k not in ("architecture", "seed")}
+    dims = {k: v for k, v in spec.items() if k not in ("architecture", "seed", *OPTIONAL_SPEC)}
+    dims.update(spec.get("config_fields") or {})
     dims["vocab_size"] = len(tokenizer)
-    config = transformers.AutoConfig.for_model(
-        spec["architecture"], **dims,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
-    )
+    special = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                   eos_token_id=tokenizer.eos_token_id)
+    if spec.get("text_config"):
+        # A composite model: the sizes build its text sub-config. The special ids go to the top level and the
+        # sub-config's pad id stays unset, as a hub config need not state it there: the loader must put the
+        # tokenizer's pad id where the classifier head reads it (tests/test_paper_shapes.py).
+        fields = {spec["text_config"]: {**dims, "pad_token_id": None}, **special,
+                  **(spec.get("composite_fields") or {})}
+    else:
+        fields = {**dims, **special}
+    config = transformers.AutoConfig.for_model(spec["architecture"], **fields, tie_word_embeddings=True)
     with torch.random.fork_rng(devices=[]):  # the run's own RNG stream stays untouched
         torch.manual_seed(spec["seed"])
         model = transformers.AutoModelForCausalLM.from_config(config)
