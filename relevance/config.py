@@ -348,6 +348,7 @@ def _problems(cfg: DictConfig):
     if cfg.data.null_target not in NULL_TARGET_POLICIES:
         yield f"data.null_target={cfg.data.null_target!r}: use one of {NULL_TARGET_POLICIES}"
     yield from _query_overlap_problems(cfg.data)
+    yield from _demo_data_problems(cfg)
     if cfg.data.name == "competition" and not cfg.data.dir:
         yield "data=competition needs data.dir=PATH (the folder holding the JSON-lines files)"
     yield from _quant_peft_problems(cfg)
@@ -446,6 +447,20 @@ def _fold_problems(data: DictConfig):
         yield (f"data.folds={folds} with data.dev_file=null and data.test_fraction={data.test_fraction}: the test "
                "rows are carved from the dev file, and with folds every fold has its own dev; keep a dev file "
                "(data.dev_file=...) or give the test rows a file (data.test_file=...), or data.test_fraction=null")
+
+
+def _demo_data_problems(cfg: DictConfig):
+    """Generated demo data is written under the cache only: a data.dir naming the user's own folder would
+    have the generator write (and overwrite) files there and train on generated rows."""
+    if cfg.data.generate is None or not cfg.data.dir:
+        return
+    from pathlib import Path
+
+    folder, cache = Path(str(cfg.data.dir)).expanduser().resolve(), Path(str(cfg.paths.cache_dir)).resolve()
+    if folder != cache and cache not in folder.parents:
+        yield (f"data.dir={cfg.data.dir} with data={cfg.data.name}: the demo data is generated under the cache "
+               f"({cache}), never in a folder of yours; to train on the files in {cfg.data.dir}, use "
+               f"data=competition data.dir={cfg.data.dir}")
 
 
 def _init_adapter_problems(cfg: DictConfig):
