@@ -15,7 +15,7 @@ from tests.conftest import SHARED_QC, compose_train
 def test_demo_data_is_generated_and_read(tmp_path):
     cfg = compose_train([f"paths.cache_dir={tmp_path}", "paths.root=/tmp"])
     splits = load_splits(cfg.data, cfg.task)
-    assert splits.train_path.parent == tmp_path / "demo" / "seed0"
+    assert splits.train_path.parent == tmp_path / "demo" / "seed0-train480-dev480"
     assert len(splits.train) == cfg.data.generate.train_rows
     assert len(splits.dev) + len(splits.test) == cfg.data.generate.dev_rows  # test: carved from the dev file
     assert {"de", "it"} <= set(splits.dev["language"]) and not {"de", "it"} & set(splits.train["language"])
