@@ -8,7 +8,7 @@ import hydra
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from relevance.compare.comparison import build_comparison
+from relevance.compare.comparison import Comparison, build_comparison
 from relevance.compare.config import power_settings, register_compare_schema, validate_compare_config
 from relevance.compare.report import ARTIFACT_DIR, log_to_parents, terminal_report, write_report
 from relevance.compare.selection import select_runs
@@ -29,12 +29,18 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(f"relevance.compare: {exc}") from None
 
 
-def compare(cfg: DictConfig) -> Path:
-    """Select → compare → write the report folder (→ attach it to the parent runs); prints the report."""
+def comparison_from_config(cfg: DictConfig) -> tuple[MlflowClient, Comparison, list[str]]:
+    """The runs `cfg` selects (a sweep, or experiments), compared; with the client and the parent run ids."""
     client = MlflowClient(cfg.tracking.tracking_uri)
     runs, title, parents = select_runs(client, cfg.sweep, list(cfg.experiments))
     comparison = build_comparison(client, runs, title, baseline=cfg.baseline, n_resamples=cfg.n_resamples,
                                   seed=cfg.seed, parent_run_ids=parents, alpha=cfg.alpha, power=power_settings(cfg))
+    return client, comparison, parents
+
+
+def compare(cfg: DictConfig) -> Path:
+    """Select → compare → write the report folder (→ attach it to the parent runs); prints the report."""
+    client, comparison, parents = comparison_from_config(cfg)
     out_dir = Path(cfg.out)
     report = write_report(comparison, out_dir)
     where = ""

@@ -12,13 +12,12 @@ from __future__ import annotations
 import math
 
 import hydra
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from relevance.compare.comparison import Comparison, build_comparison
-from relevance.compare.config import power_settings, register_compare_schema, validate_compare_config
+from relevance.compare.__main__ import comparison_from_config
+from relevance.compare.comparison import Comparison
+from relevance.compare.config import register_compare_schema, validate_compare_config
 from relevance.compare.report_json import task_power
-from relevance.compare.selection import select_runs
 from relevance.config import ConfigError
 from relevance.runtime import quiet_third_party_logs
 from relevance.text_tables import text_table
@@ -40,11 +39,7 @@ def main(cfg: DictConfig) -> None:
 
 def power_report(cfg: DictConfig) -> str:
     """Select the pilot's runs → compare them (the clustered bootstrap) → the power text."""
-    client = MlflowClient(cfg.tracking.tracking_uri)
-    runs, title, parents = select_runs(client, cfg.sweep, list(cfg.experiments))
-    comparison = build_comparison(client, runs, title, baseline=cfg.baseline, n_resamples=cfg.n_resamples,
-                                  seed=cfg.seed, parent_run_ids=parents, alpha=cfg.alpha, power=power_settings(cfg))
-    return power_text(comparison)
+    return power_text(comparison_from_config(cfg)[1])
 
 
 def _value(value: float | None, lower_bound: bool) -> str:
