@@ -71,3 +71,24 @@ def test_the_controls_experiment_composes_three_arms_on_the_same_rows():
     rows = table()
     mix = build_training_mix(compose_train(["augment=[original,reorder]"]).augment, context(rows))
     assert len(mix.table) == len(rows) and [s.name for s in mix.stats] == ["original", "reorder"]
+
+
+def arm(mix: str, delta: float, low: float, high: float, p_adj: float, verdict: str) -> dict:
+    metric = {"delta": delta, "ci_low": low, "ci_high": high, "p_adj": p_adj, "verdict": verdict}
+    return {"arm": mix, "mix": mix, "note": None, "metrics": {"roc_auc": metric, "f1": metric}}
+
+
+def test_control_lines_say_each_verdict_and_whether_the_machinery_called_it_right():
+    from relevance.compare.controls import control_lines
+
+    report = {"tasks": {"QC": {"arms": [arm("original+label_noise", -0.1234, -0.17, -0.08, 0.002, "significant"),
+                                        arm("original+reorder", 0.004, -0.03, 0.04, 0.8, "not significant")]}}}
+    lines, wrong = control_lines(report)
+    assert lines == [
+        "control positive_label_noise: roc_auc delta -0.1234 [-0.1700, -0.0800] p_adj 0.0020 -> significant",
+        "control null_reorder: roc_auc delta +0.0040 [-0.0300, +0.0400] p_adj 0.8000 -> not significant"]
+    assert wrong == []
+    report["tasks"]["QC"]["arms"][1] = arm("original+reorder", 0.05, 0.01, 0.09, 0.03, "significant")
+    assert control_lines(report)[1] == ["null_reorder is significant, a null control must be not significant"]
+    report["tasks"]["QC"]["arms"] = report["tasks"]["QC"]["arms"][1:]
+    assert "positive_label_noise: no arm with label_noise in its mix" in control_lines(report)[1]
