@@ -452,7 +452,10 @@ def _fold_problems(data: DictConfig):
 def _demo_data_problems(cfg: DictConfig):
     """Generated demo data is written under the cache only: a data.dir naming the user's own folder would
     have the generator write (and overwrite) files there and train on generated rows."""
-    if cfg.data.generate is None or not cfg.data.dir:
+    if cfg.data.generate is None:
+        return
+    raw = OmegaConf.to_container(cfg.data, resolve=False).get("dir")
+    if not raw or str(raw).startswith("${paths.cache_dir}"):  # the preset's own folder, under the cache
         return
     from pathlib import Path
 
@@ -565,6 +568,11 @@ def _trainer_problems(cfg: DictConfig):
         if not isinstance(weights, (list, ListConfig)) or len(weights) != 2:
             yield (f"trainer.class_weights={weights!r}: use null, balanced, "
                    "or [weight_of_label_0, weight_of_label_1]")
+            weights = None
+    if weights is not None:
+        from relevance.training.losses import class_weight_problems
+
+        yield from class_weight_problems(weights, list(cfg.augment.keys()))
     for key in ("batch_size", "eval_batch_size", "grad_accum"):
         if cfg.trainer[key] < 1:
             yield f"trainer.{key}={cfg.trainer[key]}: must be at least 1"

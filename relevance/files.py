@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -35,13 +36,59 @@ def remove_stale_temp_files(path: Path) -> list[Path]:
     return removed
 
 
+def _umask_from_proc() -> int | None:
+    """The process's umask as Linux reports it (`Umask:` in /proc/self/status), read without changing it;
+    None where there is no such line."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _umask_by_setting_it() -> int:
+    """The umask read the only portable way, by setting it and setting it back: done once, at import,
+    before the threads that create files (the heartbeat's, the store's) exist."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+_UMASK_AT_IMPORT = _umask_from_proc()
+if _UMASK_AT_IMPORT is None:
+    _UMASK_AT_IMPORT = _umask_by_setting_it()
+
+
+def current_umask() -> int:
+    """The umask now, never changed to read it: the umask is process-wide, and setting it even for an
+    instant lets a file another thread creates then come out with the wrong mode."""
+    umask = _umask_from_proc()
+    return _UMASK_AT_IMPORT if umask is None else umask
+
+
 def _default_mode(path: Path) -> int:
     """The mode a plain `open(path, "w")` would give: the existing file's, or 0666 less the umask."""
     if path.exists():
         return path.stat().st_mode & 0o7777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~current_umask()
+
+
+class DiskFullError(OSError):
+    """No space left where a file was being written: names the file, so the user knows which disk to free
+    (the cache, the output folder). Still an OSError with errno ENOSPC, for handlers that test it."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def disk_full(path: Path, cause: OSError) -> DiskFullError:
+    """`cause` (errno ENOSPC) as a DiskFullError whose message names `path` and what to do."""
+    other = f" ({cause.filename})" if cause.filename and str(cause.filename) != str(path) else ""
+    return DiskFullError(errno.ENOSPC, f"no space left on the device while writing {path}{other}: "
+                                       "free space on that disk, or write elsewhere", str(path))
 
 
 @contextmanager
@@ -49,13 +96,18 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **open_kwargs) ->
     """Write to a temp file beside `path`, then rename it over `path` in one step (atomic
     on POSIX): readers see the old file or the new one, never half of one; on an error
     the old file stays as it was. The result has the mode a plain write would give, and
-    temp files of earlier writers that were killed are cleaned up first."""
+    temp files of earlier writers that were killed are cleaned up first. A full disk raises
+    DiskFullError naming `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp")
+    except OSError as error:
+        _raise_if_disk_full(error, path)
+        raise
     if "b" not in mode:
         open_kwargs.setdefault("encoding", "utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp")
     try:
         os.fchmod(fd, _default_mode(path))
         with os.fdopen(fd, mode, **open_kwargs) as handle:
@@ -63,6 +115,16 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **open_kwargs) ->
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        Path(tmp).unlink(missing_ok=True)
+        _raise_if_disk_full(error, path)
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _raise_if_disk_full(error: OSError, path: Path) -> None:
+    """A full disk becomes DiskFullError naming `path`; any other OSError is left to its raiser."""
+    if error.errno == errno.ENOSPC and not isinstance(error, DiskFullError):
+        raise disk_full(path, error) from error

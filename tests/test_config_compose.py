@@ -78,6 +78,8 @@ def test_four_bit_without_lora_fails_with_what_to_change():
 @pytest.mark.parametrize("overrides,message", [
     (["head=yes_no", "head.padding_side=right"], "padding_side=left"),
     (["trainer.class_weights=[1.0]"], "class_weights"),
+    (["trainer.class_weights=[1.0,0]"], r"trainer.class_weights=\[1.0, 0\]: each weight must be a positive number"),
+    (["trainer.class_weights=balanced", "augment=[original,balance]"], "would correct the imbalance twice"),
     (["data=competition"], "data.dir"),
     (["data.null_target=ignore"], "null_target"),
     (["peft.r=0"], "peft.r"),

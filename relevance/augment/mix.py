@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -45,6 +46,77 @@ class MixResult:
         """Rows per source × language × label: the mix as a table."""
         frame = self.table.select_columns(["source", "language", "label"]).to_pandas()
         return frame.groupby(["source", "language", "label"]).size().reset_index(name="rows")
+
+
+class MixError(ValueError):
+    """The training mix the strategies built cannot train a useful model: names the strategy and what to change."""
+
+
+@dataclass(frozen=True)
+class MixShape:
+    """What the checks read of the mix after one strategy: its rows, labels and languages."""
+
+    rows: int
+    labels: frozenset
+    languages: frozenset
+
+    @classmethod
+    def of(cls, mix: Dataset) -> "MixShape":
+        if not len(mix):
+            return cls(0, frozenset(), frozenset())
+        return cls(len(mix), frozenset(mix["label"]), frozenset(mix["language"]))
+
+
+@dataclass(frozen=True)
+class MixProblem:
+    """What is wrong with a mix: `kind` tells two problems apart (the same kind after two strategies is one
+    problem, whatever the row counts), `message` says it."""
+
+    kind: tuple
+    message: str = field(compare=False)
+
+
+def mix_problem(shape: MixShape, context: AugmentContext) -> MixProblem | None:
+    """Why a mix of this shape cannot train a useful model, or None. Checked like the files are (one label,
+    no rows), plus a language lost: the training rows had it, dev/test rows have it, the mix has none (a
+    language only dev/test has is the normal unseen case, and stays allowed)."""
+    if not shape.rows:
+        return MixProblem(("empty",), "no rows")
+    if len(shape.labels) < 2:
+        (label,) = shape.labels
+        return MixProblem(("one label", label),
+                          f"label {label} only ({shape.rows} rows): a classifier can't learn from one label")
+    lost = sorted((set(context.train_languages) & set(context.eval_languages)) - shape.languages)
+    if lost:
+        return MixProblem(("lost languages", tuple(lost)),
+                          f"no rows in {', '.join(lost)}, which the training rows and dev/test rows have: those "
+                          "languages would be scored as unseen")
+    return None
+
+
+def strategy_advice(name: str) -> str:
+    """What to change when strategy `name` spoiled the mix: its options, by key, or leaving it out."""
+    keys = [f"augment.{name}.{f.name}" for f in dataclasses.fields(strategy_class(name).options_type)]
+    change = f"change {', '.join(keys)} or " if keys else ""
+    return f"{change}remove {name} from augment"
+
+
+def check_training_mix(shapes: list[tuple[str, MixShape]], context: AugmentContext) -> None:
+    """Raise MixError when the final mix has a problem, naming the strategy from which it held to the end
+    (the first after which it held without a later strategy clearing it) and what to change."""
+    if not shapes:
+        raise MixError("augment=[]: no strategy builds the training mix: use at least augment=[original]")
+    problem = mix_problem(shapes[-1][1], context)
+    if problem is None:
+        return
+    culprit = shapes[-1][0]
+    for name, shape in reversed(shapes):
+        if mix_problem(shape, context) != problem:
+            break
+        culprit = name
+    chosen = ",".join(name for name, _ in shapes)
+    raise MixError(f"augment=[{chosen}]: after {culprit}, the training mix has {problem.message}; "
+                   f"{strategy_advice(culprit)}")
 
 
 def build_strategy(name: str, settings: DictConfig | dict | None = None) -> Strategy:
@@ -108,9 +180,11 @@ def apply_input_strategies(strategies: list, table: Dataset, context: AugmentCon
 
 
 def build_training_mix(augment_cfg: DictConfig, context: AugmentContext) -> MixResult:
+    """The mix the chosen strategies build, in order, checked before any model loads (`check_training_mix`)."""
     parts: list[Dataset] = []
     stats: list[StrategyStats] = []
     input_side = []
+    shapes: list[tuple[str, MixShape]] = []  # the mix after each strategy
     mix = context.original.select([])
     for name, settings in augment_cfg.items():
         strategy = build_strategy(name, settings)
@@ -134,8 +208,8 @@ def build_training_mix(augment_cfg: DictConfig, context: AugmentContext) -> MixR
         stats.append(StrategyStats(name, rows_added, seconds, dict(sorted(counts.items())), strategy.counters,
                                    strategy.artifacts))
         log.info("augment %s: %+d rows in %.1fs %s", name, rows_added, seconds, strategy.counters or "")
-    if not len(mix):
-        raise ValueError(f"the augmentation mix {list(augment_cfg.keys())} produced no training rows")
+        shapes.append((name, MixShape.of(mix)))
+    check_training_mix(shapes, context)
     result = MixResult(mix, stats, input_side)
     if input_side:
         started = time.perf_counter()

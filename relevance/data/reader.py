@@ -17,7 +17,10 @@ from pathlib import Path
 
 import datasets
 
+from .language_codes import canonical_language
 from .schema import COLUMNS, ORIGINAL_SOURCE, DataError
+
+TASKS_DIR = Path(__file__).resolve().parents[2] / "conf" / "task"  # one YAML per task: qc.yaml, qi.yaml
 
 NULL_TARGET_POLICIES = ("drop", "empty", "error")
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")  # ISO 639 with optional subtags: pt, pt-br, zh-hant
@@ -54,6 +57,29 @@ def _label(value, path: str, line: int) -> int:
     return int(value)
 
 
+def known_tasks() -> list[str]:
+    """The tasks a run can be given (`task=<key>`): the YAML files of conf/task/."""
+    return sorted(path.stem for path in TASKS_DIR.glob("*.yaml"))
+
+
+def _task_mismatch(file_task, run_task: str, task_advice: str) -> str:
+    """What the file says against the run, and what to do: `task=<it>` only when that task exists
+    (advising a task that does not would fail again); else the tasks that exist."""
+    said = str(file_task).strip().lower()
+    known = known_tasks()
+    if said in known:
+        return f"file says {file_task!r} but the run's task is {run_task}: " + task_advice.format(file_task=said)
+    return (f"file says {file_task!r} but the run's task is {run_task}, and there is no task {said!r} "
+            f"(tasks: {', '.join(known)}): fix the row's task field")
+
+
+def _json_error(error: json.JSONDecodeError) -> str:
+    """Where JSON broke, as a column of the line (its line ending stripped: a line cut short breaks at
+    its end, not at "line 2 column 1")."""
+    ended = " (the line ends there: cut short?)" if error.pos >= len(error.doc) else ""
+    return f"malformed JSON: {error.msg} (column {error.pos + 1}){ended}"
+
+
 def _check_language(code: str, known: set[str] | None, path: str, line: int) -> None:
     if not LANGUAGE_CODE.match(code):
         raise DataError(path, line, "language", f"{code!r} is not a language code (expected e.g. en, pt, pt-br)")
@@ -85,9 +111,10 @@ def read_jsonl(
     (scoring a labelled dev file still yields metrics).
 
     ``languages`` is the set of accepted language codes (``data.languages``; None:
-    any well-formed code). Ids must be unique within a file. ``task_advice`` ends the
-    message of a task mismatch: what the user should type, with ``{file_task}`` for
-    the file's task in lower case.
+    any well-formed code). A code is read in its canonical spelling (``vn`` → ``vi``,
+    `relevance.data.language_codes`), in the rows and in ``languages`` alike. Ids must be
+    unique within a file. ``task_advice`` ends the message of a task mismatch: what the
+    user should type, with ``{file_task}`` for the file's task in lower case.
     """
     task = str(task_cfg.name).strip().upper()
     if null_target not in NULL_TARGET_POLICIES:
@@ -103,7 +130,7 @@ def read_jsonl(
     if not p.exists():
         raise FileNotFoundError(f"data file not found: {spath}")
 
-    known_languages = None if languages is None else {str(code).lower() for code in languages}
+    known_languages = None if languages is None else {canonical_language(str(code)) for code in languages}
     first_line_of_id: dict[str, int] = {}
     cols: dict[str, list] = {c: [] for c in COLUMNS}
     n_rows = 0
@@ -120,9 +147,9 @@ def read_jsonl(
             except UnicodeDecodeError as e:
                 raise DataError(spath, lineno, "<json>", f"line is not valid UTF-8 ({e.reason})") from None
             try:
-                obj = json.loads(text)
+                obj = json.loads(text.rstrip("\r\n"))
             except json.JSONDecodeError as e:
-                raise DataError(spath, lineno, "<json>", f"malformed JSON: {e.msg} (column {e.colno})") from None
+                raise DataError(spath, lineno, "<json>", _json_error(e)) from None
             if not isinstance(obj, dict):
                 raise DataError(spath, lineno, "<json>", f"expected a JSON object, got {type(obj).__name__}")
             n_rows += 1
@@ -137,11 +164,7 @@ def read_jsonl(
 
             ftask = obj["task"]
             if not isinstance(ftask, str) or ftask.strip().upper() != task:
-                raise DataError(
-                    spath, lineno, "task",
-                    f"file says {ftask!r} but the run's task is {task}: "
-                    + task_advice.format(file_task=str(ftask).strip().lower()),
-                )
+                raise DataError(spath, lineno, "task", _task_mismatch(ftask, task, task_advice))
 
             if target_field not in obj:
                 raise DataError(spath, lineno, target_field, "missing required field")
@@ -149,7 +172,8 @@ def read_jsonl(
             lang = obj["language"]
             if not isinstance(lang, str) or not lang.strip():
                 raise DataError(spath, lineno, "language", f"expected a non-empty language code, got {lang!r}")
-            _check_language(lang.strip().lower(), known_languages, spath, lineno)
+            lang = canonical_language(lang)
+            _check_language(lang, known_languages, spath, lineno)
 
             query = obj["origin_query"]
             if not isinstance(query, str) or not query.strip():
@@ -189,7 +213,7 @@ def read_jsonl(
                 continue
             cols["id"].append(str(rid))
             cols["task"].append(task)
-            cols["language"].append(lang.strip().lower())
+            cols["language"].append(lang)
             cols["query"].append(query.strip())
             cols["target"].append("" if is_null else target.strip())
             if labelled:

@@ -8,7 +8,13 @@ KILLED, with why in `relevance.kill_reason` ("process vanished: last heartbeat â
 relevance.tracking.heartbeat). So does a new sweep for the RUNNING parents of an earlier
 sweep with the same definition.
 
-The newest run of an identity, when KILLED, is the one a re-run continues
+A run that failed is never continued. A vanished RUNNING run that carries an `error` tag
+failed, and its error handler could not end it (a full disk: the tag written, the FAILED status
+not): it is ended FAILED, its error kept, with who ended it in `relevance.ended_by`. Without
+that tag a vanished run counts as KILLED (kill -9 is a kill), and is continued.
+
+The newest run of an identity, when KILLED and not failed (a KILLED run with an `error` tag is
+half-ended: ended KILLED by earlier code although it had failed), is the one a re-run continues
 (relevance.tracking.training_run); a RUNNING run that still lives is left alone.
 """
 
@@ -22,10 +28,16 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from relevance.tracking.heartbeat import last_heartbeat, vanished_reason
-from relevance.tracking.mlflow_run import search_all
-from relevance.tracking.tags import KILL_REASON_TAG, RUN_IDENTITY_TAG, SWEEP_TAG
+from relevance.tracking.mlflow_run import ERROR_TAG, search_all  # ERROR_TAG: set on a failure, before FAILED
+from relevance.tracking.tags import ENDED_BY_TAG, KILL_REASON_TAG, RUN_IDENTITY_TAG, SWEEP_TAG
 
 log = logging.getLogger(__name__)
+
+
+
+def failed(run: Run) -> bool:
+    """Whether the run failed, whatever its status says: its error handler tagged it."""
+    return ERROR_TAG in run.data.tags
 
 
 @dataclass
@@ -36,8 +48,9 @@ class IdentityRuns:
 
     @property
     def killed(self) -> Run | None:
-        """The run to continue: the newest run, when it is KILLED."""
-        return self.runs[0] if self.runs and self.runs[0].info.status == "KILLED" else None
+        """The run to continue: the newest run, when it is KILLED and did not fail."""
+        newest = self.runs[0] if self.runs else None
+        return newest if newest is not None and newest.info.status == "KILLED" and not failed(newest) else None
 
     @property
     def live(self) -> Run | None:
@@ -53,12 +66,26 @@ def end_killed(client: MlflowClient, run: Run, reason: str) -> Run:
     return client.get_run(run.info.run_id)
 
 
+def end_failed(client: MlflowClient, run: Run, reason: str) -> Run:
+    """End FAILED, at its last heartbeat, a RUNNING run that failed (its `error` tag) but whose process
+    vanished before it could say so; the run as it is now, its error kept."""
+    client.set_tag(run.info.run_id, ENDED_BY_TAG,
+                   f"ended FAILED by a later run: it had failed, then its {reason}"[:5000])
+    client.set_terminated(run.info.run_id, "FAILED", end_time=int(last_heartbeat(run) * 1000))
+    log.warning("run %s (%s) failed (%s) but was left RUNNING: ended FAILED, never continued", run.info.run_id,
+                run.info.run_name, run.data.tags[ERROR_TAG][:200])
+    return client.get_run(run.info.run_id)
+
+
 def end_vanished(client: MlflowClient, runs: list[Run], stale_after_seconds: float) -> list[Run]:
-    """`runs`, each RUNNING one whose process vanished ended KILLED."""
+    """`runs`, each RUNNING one whose process vanished ended: FAILED when it had failed, else KILLED."""
     settled = []
     for run in runs:
         reason = vanished_reason(run, stale_after_seconds) if run.info.status == "RUNNING" else None
-        settled.append(end_killed(client, run, reason) if reason else run)
+        if reason is None:
+            settled.append(run)
+        else:
+            settled.append(end_failed(client, run, reason) if failed(run) else end_killed(client, run, reason))
     return settled
 
 

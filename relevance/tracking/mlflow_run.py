@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from relevance.runtime import RunInterrupted
 from relevance.tracking.heartbeat import Heartbeat, liveness_tags
 from relevance.tracking.store import tracking_client
-from relevance.tracking.tags import (KILL_REASON_TAG, PREVIOUS_PARENT_TAG, RESUMED_AFTER_TAG,
+from relevance.tracking.tags import (KILL_REASON_TAG, PREVIOUS_PARENT_TAG, PREVIOUS_RUN_NAME_TAG, RESUMED_AFTER_TAG,
                                      RESUMED_FROM_STEP_TAG)
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ PARENT_RUN_ENV = "RELEVANCE_PARENT_RUN_ID"  # set by the sweep callback; MLFLOW_
 GROUP_TAGS = ("model", "task", "data", "quant", "peft", "head", "trainer")
 PARENT_TAG = "mlflow.parentRunId"
 DEFAULT_HEARTBEAT_SECONDS = 30.0  # tracking.heartbeat_seconds
+ERROR_TAG = "error"  # a FAILED run's error; relevance.tracking.interrupted reads it
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -118,7 +119,9 @@ class TrackedRun:
     heartbeat thread keeps its `relevance.heartbeat` tag fresh (relevance.tracking.heartbeat).
     Ends FINISHED; FAILED on an error, with it as a tag and the traceback as an artifact;
     KILLED on a stop signal or an interrupt, with the reason (`relevance.kill_reason`): a
-    run never stays RUNNING once its process ends."""
+    run never stays RUNNING once its process ends. A continued run is this attempt's: it takes
+    this attempt's name (the earlier one in `relevance.previous_run_name`) and sheds the
+    earlier attempt's kill reason and error."""
 
     def __init__(self, tracking_cfg: DictConfig, run_name: str, tags: dict[str, str], resume: Resume | None = None):
         mlflow.set_tracking_uri(tracking_cfg.tracking_uri)
@@ -152,7 +155,7 @@ class TrackedRun:
         """The KILLED run RUNNING again, here, tagged with where it resumes from and after what;
         a sweep re-run adopts it as a child of its own parent."""
         run = self.client.get_run(resume.run_id)
-        self.run_id, self.run_name = resume.run_id, run.info.run_name
+        self.run_id = resume.run_id
         self._logged_params = dict(run.data.params)
         self._logged_datasets = {(i.dataset.name, i.dataset.digest) for i in run.inputs.dataset_inputs}
         old = run.data.tags
@@ -160,10 +163,16 @@ class TrackedRun:
                 RESUMED_AFTER_TAG: old.get(KILL_REASON_TAG, "interrupted")}
         if old.get(PARENT_TAG) and tags.get(PARENT_TAG, old[PARENT_TAG]) != old[PARENT_TAG]:
             tags[PREVIOUS_PARENT_TAG] = old[PARENT_TAG]
-        self.client.update_run(self.run_id, status="RUNNING")
+        earlier_name = run.info.run_name
+        if not self.run_name or self.run_name == earlier_name:
+            self.run_name = earlier_name
+        elif earlier_name:
+            tags[PREVIOUS_RUN_NAME_TAG] = earlier_name
+        self.client.update_run(self.run_id, status="RUNNING", name=self.run_name)
         self.set_tags(tags)
-        if KILL_REASON_TAG in old:
-            self.client.delete_tag(self.run_id, KILL_REASON_TAG)
+        for earlier_attempts in (KILL_REASON_TAG, ERROR_TAG):  # what happened to that attempt, not to this one
+            if earlier_attempts in old:
+                self.client.delete_tag(self.run_id, earlier_attempts)
         log.info("MLflow run %s (%s) continues from step %d after: %s", self.run_id, self.run_name, resume.step,
                  tags[RESUMED_AFTER_TAG])
 
@@ -173,16 +182,30 @@ class TrackedRun:
         if exc is None:
             self.client.set_terminated(self.run_id, "FINISHED")
         elif isinstance(exc, Exception):
-            message = f"{exc_type.__name__}: {exc}"
-            self.client.set_tag(self.run_id, "error", message[:5000])
-            self.client.log_text(self.run_id, "".join(traceback.format_exception(exc_type, exc, tb)), "error.txt")
-            self.client.set_terminated(self.run_id, "FAILED")
+            self._end_failed(exc_type, exc, tb)
         else:  # a stop signal (RunInterrupted), Ctrl-C, sys.exit
             reason = exc.reason if isinstance(exc, RunInterrupted) else f"{exc_type.__name__}: {exc}".rstrip(": ")
             self.client.set_tag(self.run_id, KILL_REASON_TAG, reason[:5000])
             self.client.set_terminated(self.run_id, "KILLED")
             log.warning("MLflow run %s KILLED: %s", self.run_id, reason)
         return False
+
+    def _end_failed(self, exc_type, exc, tb) -> None:
+        """FAILED with the error: the tag first (a run left RUNNING with it is known to have failed:
+        relevance.tracking.interrupted), then the status, then the traceback artifact, each tried on its own,
+        so a full artifact disk cannot leave the run RUNNING. A step that fails is logged: the run's own
+        error is what propagates."""
+        message = f"{exc_type.__name__}: {exc}"
+        steps = (("its error tag", lambda: self.client.set_tag(self.run_id, ERROR_TAG, message[:5000])),
+                 ("its FAILED status", lambda: self.client.set_terminated(self.run_id, "FAILED")),
+                 ("its traceback (error.txt)", lambda: self.client.log_text(
+                     self.run_id, "".join(traceback.format_exception(exc_type, exc, tb)), "error.txt")))
+        for what, step in steps:
+            try:
+                step()
+            except Exception as failure:  # noqa: BLE001 - the run's own error must propagate, not this one
+                log.error("MLflow run %s failed (%s) and %s could not be recorded: %s: %s", self.run_id,
+                          message[:200], what, type(failure).__name__, failure)
 
     def log_params(self, params: dict[str, Any]) -> None:
         """Batched; a continued run keeps the params it has (MLflow never changes one: only

@@ -25,3 +25,5 @@ KILL_REASON_TAG = "relevance.kill_reason"  # why a run is KILLED: a stop signal,
 RESUMED_FROM_STEP_TAG = "relevance.resumed_from_step"  # a KILLED run continued: from this optimizer step
 RESUMED_AFTER_TAG = "relevance.resumed_after"  # ... after this interruption (the kill reason it had)
 PREVIOUS_PARENT_TAG = "relevance.previous_parent"  # a sweep re-run moved the resumed child under its parent
+PREVIOUS_RUN_NAME_TAG = "relevance.previous_run_name"  # a continued run's name before this attempt renamed it
+ENDED_BY_TAG = "relevance.ended_by"  # a failed run ended FAILED by a later run: by whom and why

@@ -3,12 +3,13 @@
 `open_training_run(cfg, run_name, output_dir)`:
 
 1. claims the checkpoint folder of the run's identity (relevance.training.checkpoints);
-2. ends KILLED the RUNNING runs of that identity whose process vanished
-   (relevance.tracking.interrupted);
-3. when the newest run of the identity is KILLED (and `tracking.resume_killed`), continues
-   that same MLflow run, RUNNING again and tagged `relevance.resumed_from_step`, from its
-   last complete checkpoint (from the start when it has none); otherwise opens a new run
-   and empties the folder;
+2. ends the RUNNING runs of that identity whose process vanished: KILLED (kill -9, a lost node),
+   or FAILED when they had failed and their error handler could not say so (an `error` tag:
+   relevance.tracking.interrupted);
+3. when the newest run of the identity is KILLED and did not fail (and `tracking.resume_killed`),
+   continues that same MLflow run, RUNNING again and tagged `relevance.resumed_from_step`, from
+   its last complete checkpoint (from the start when it has none), under this attempt's name;
+   otherwise (the newest run FAILED, FINISHED, or none) opens a new run and empties the folder;
 4. once the run FINISHED (its model is logged) or FAILED (failed runs are trained again from
    the start), deletes its checkpoints; a KILLED run keeps them for the next attempt.
 
