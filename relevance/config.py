@@ -349,8 +349,8 @@ def _problems(cfg: DictConfig):
         yield f"data.null_target={cfg.data.null_target!r}: use one of {NULL_TARGET_POLICIES}"
     yield from _query_overlap_problems(cfg.data)
     yield from _demo_data_problems(cfg)
-    if cfg.data.name == "competition" and not cfg.data.dir:
-        yield "data=competition needs data.dir=PATH (the folder holding the JSON-lines files)"
+    if cfg.data.generate is None and not cfg.data.dir:
+        yield f"data={cfg.data.name} needs data.dir=PATH (the folder holding the JSON-lines files)"
     yield from _quant_peft_problems(cfg)
     yield from _head_problems(cfg)
     yield from _trainer_problems(cfg)

@@ -38,7 +38,7 @@ def test_madlad_style_puts_the_target_token_before_the_input_and_forces_nothing(
     out = translator.translate(["tapis de yoga", "coque", "chaussures de course"], "fr", "vn")
     assert len(out) == 3
     last = translator.last_generation
-    to_vietnamese = tokenizer.convert_tokens_to_ids("<2vi>")  # the competition's `vn` is ISO `vi`
+    to_vietnamese = tokenizer.convert_tokens_to_ids("<2vi>")  # `vn`, the other spelling, is read as `vi`
     assert last["input_ids"][:, 0].tolist() == [to_vietnamese] * last["input_ids"].shape[0]
     assert "forced_bos_token_id" not in last["kwargs"]
     assert not set(tokenizer.convert_tokens_to_ids(["<2fr>", "<2en>"])) & set(last["input_ids"].flatten().tolist())

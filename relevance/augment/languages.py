@@ -1,6 +1,8 @@
 """Competition language codes ↔ the codes translators use, one map for every backend.
 
-The competition writes Vietnamese as ``vn``; ``vi`` (ISO 639-1) is accepted as an alias.
+One code per language, the reader's (`relevance.data.language_codes`): Vietnamese is ``vi``
+(ISO 639-1, as in ``data.languages``), and its other spelling ``vn`` is accepted as an alias
+everywhere a code is read, so rows, translations and caches never call one language by two codes.
 A FLORES code passed where a competition code is expected is accepted unchanged, so a
 config may say ``target_languages: [deu_Latn]`` as well as ``[de]``.
 
@@ -10,6 +12,8 @@ config may say ``target_languages: [deu_Latn]`` as well as ``[de]``.
 """
 
 from __future__ import annotations
+
+from relevance.data.language_codes import LANGUAGE_ALIASES
 
 FLORES = {
     "ar": "arb_Arab",
@@ -24,14 +28,14 @@ FLORES = {
     "pl": "pol_Latn",
     "pt": "por_Latn",
     "th": "tha_Thai",
-    "vn": "vie_Latn",
+    "vi": "vie_Latn",
 }
-ALIASES = {"vi": "vn"}
-ISO = {"vn": "vi"}  # ISO 639-1 where the competition's code differs
+ALIASES = dict(LANGUAGE_ALIASES)  # vn -> vi
+ISO: dict[str, str] = {}  # ISO 639-1 where the competition's code differs (none: the codes are ISO 639-1)
 NAMES = {
     "ar": "Arabic", "de": "German", "en": "English", "es": "Spanish", "fr": "French", "id": "Indonesian",
     "it": "Italian", "ja": "Japanese", "ko": "Korean", "pl": "Polish", "pt": "Portuguese", "th": "Thai",
-    "vn": "Vietnamese",
+    "vi": "Vietnamese",
 }
 COMPETITION = {flores: code for code, flores in FLORES.items()}
 
@@ -41,7 +45,7 @@ class UnknownLanguageError(ValueError):
 
 
 def competition_code(code: str) -> str:
-    """The competition's code for `code` (``vi`` → ``vn``, ``deu_Latn`` → ``de``)."""
+    """The competition's code for `code` (``vn`` → ``vi``, ``deu_Latn`` → ``de``)."""
     if not isinstance(code, str):
         raise UnknownLanguageError(f"language code must be a string, got {code!r}")
     clean = code.strip()
@@ -64,7 +68,8 @@ def to_flores(code: str) -> str:
 
 
 def iso_code(code: str) -> str:
-    """ISO 639-1 code of a competition language code (``vn`` → ``vi``, ``de`` → ``de``)."""
+    """ISO 639-1 code of a competition language code (``vn`` → ``vi``, ``de`` → ``de``): the same code,
+    unless a language's competition code ever differs (`ISO`)."""
     clean = competition_code(code)
     return ISO.get(clean, clean)
 

@@ -59,7 +59,9 @@ class TranslatedOptions:
 
 @register("translated", options=TranslatedOptions)
 class Translated(TranslatingStrategy):
-    version = "2"  # 2: translations are checked (language, length ratio, not a copy); the translator group
+    # 2: translations are checked (language, length ratio, not a copy); the translator group.
+    # 3: Vietnamese rows are labelled `vi`, the reader's code (they were `vn`)
+    version = "3"
     options: TranslatedOptions
 
     def languages_for(self, context: AugmentContext) -> list[str]:

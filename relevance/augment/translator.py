@@ -367,8 +367,8 @@ class CausalLMTranslator(Translator):
         """The prompt for one language pair, few-shot examples filled in, ``{text}`` left open."""
         cfg = self.config
         source, target = language_fields(src), language_fields(tgt)
-        template = cfg.prompts.get(f"{source['code']}-{target['code']}") or cfg.prompt
-        pairs = zip(cfg.examples.get(source["code"], []), cfg.examples.get(target["code"], []))
+        template = self.pair_prompt(source["code"], target["code"]) or cfg.prompt
+        pairs = zip(self.examples_of(source["code"]), self.examples_of(target["code"]))
         examples = "".join((cfg.example or "").format(source_name=source["name"], target_name=target["name"],
                                                       source_text=a, target_text=b) for a, b in pairs)
         return template.format(source_name=source["name"], target_name=target["name"], source=source["code"],
@@ -376,7 +376,17 @@ class CausalLMTranslator(Translator):
 
     def example_pairs(self, source: str, target: str) -> dict[str, str]:
         src, tgt = competition_code(source), competition_code(target)
-        return dict(zip(self.config.examples.get(tgt, []), self.config.examples.get(src, [])))
+        return dict(zip(self.examples_of(tgt), self.examples_of(src)))
+
+    def examples_of(self, code: str) -> list[str]:
+        """The few-shot phrases of a language, whichever spelling `translator.examples` keys it by (`vn`, `vi`)."""
+        return next((list(phrases) for key, phrases in self.config.examples.items()
+                     if competition_code(key) == code), [])
+
+    def pair_prompt(self, src: str, tgt: str) -> str | None:
+        """`translator.prompts`' own template for this pair (`fr-vi`, or `fr-vn`), if it has one."""
+        return next((template for pair, template in self.config.prompts.items()
+                     if [competition_code(part) for part in pair.split("-")] == [src, tgt]), None)
 
     def output_settings(self, source: str, target: str) -> dict:
         cfg = self.config

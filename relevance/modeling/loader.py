@@ -41,9 +41,9 @@ def load_tokenizer(source: ResolvedModel, model_cfg: DictConfig, head_cfg: DictC
             raise ValueError(f"model {model_cfg.name}: the tokenizer has no pad token; set model.pad_token")
         tokenizer.pad_token = model_cfg.pad_token
     if tokenizer.pad_token not in tokenizer.get_vocab():
-        raise ValueError(f"model.pad_token={tokenizer.pad_token!r} is not a token of model {model_cfg.name}'s tokenizer "
-                         f"({len(tokenizer)} tokens): set model.pad_token to one of its tokens, e.g. its eos token "
-                         f"{tokenizer.eos_token!r}")
+        raise ValueError(f"model.pad_token={tokenizer.pad_token!r} is not a token of model {model_cfg.name}'s "
+                         f"tokenizer ({len(tokenizer)} tokens): set model.pad_token to one of its tokens, e.g. its "
+                         f"eos token {tokenizer.eos_token!r}")
     tokenizer.padding_side = head_cfg.padding_side
     return tokenizer
 
