@@ -256,3 +256,12 @@ def test_runs_that_differ_only_by_seed_share_a_group():
     assert keys["original-0-QC"] == keys["original-1-QC"] != keys["original,easy_neg-0-QC"]
     assert keys["original-0-QC"] != keys["original-0-QI"]  # a task is not a seed
     assert rows["setting"].nunique() == 4  # but twins across tasks pair seed by seed
+
+
+def test_a_comparison_of_some_mixes_only(smoke_sweep, tmp_path):  # noqa: F811
+    args = [f"sweep={smoke_sweep.parent.info.run_id}", "n_resamples=50", "log=false", f"out={tmp_path / 'cmp'}"]
+    kept = run_cli("compare", [*args, "mixes=[original]"], cwd=smoke_sweep.root)
+    assert ", mixes original" in kept.stdout and "report:" in kept.stdout
+    refused = run_cli("compare", [*args, "mixes=[original+bogus]"], cwd=smoke_sweep.root, check=False)
+    assert refused.returncode != 0
+    assert "mixes=['original+bogus']: no run has original+bogus; the mixes here: original" in refused.stderr

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from relevance.compare.comparison import Comparison, build_comparison
 from relevance.compare.config import power_settings, register_compare_schema, validate_compare_config
 from relevance.compare.report import ARTIFACT_DIR, log_to_parents, terminal_report, write_report
-from relevance.compare.selection import select_runs
+from relevance.compare.selection import runs_of_mixes, select_runs
 from relevance.config import ConfigError
 from relevance.runtime import quiet_third_party_logs
 from relevance.tracking.runs import RunSelectionError
@@ -33,6 +33,8 @@ def comparison_from_config(cfg: DictConfig) -> tuple[MlflowClient, Comparison, l
     """The runs `cfg` selects (a sweep, or experiments), compared; with the client and the parent run ids."""
     client = MlflowClient(cfg.tracking.tracking_uri)
     runs, title, parents = select_runs(client, cfg.sweep, list(cfg.experiments))
+    if cfg.mixes:
+        runs, title = runs_of_mixes(runs, list(cfg.mixes)), f"{title}, mixes {', '.join(cfg.mixes)}"
     comparison = build_comparison(client, runs, title, baseline=cfg.baseline, n_resamples=cfg.n_resamples,
                                   seed=cfg.seed, parent_run_ids=parents, alpha=cfg.alpha, power=power_settings(cfg))
     return client, comparison, parents

@@ -34,6 +34,7 @@ class CompareConfig:
     # name is train's config group, and Hydra would read `experiment=...` as choosing an option of it)
     experiments: list[str] = field(default_factory=list)
     baseline: Optional[str] = None  # a run id (or its prefix) or run name; null: each task's `original` mix
+    mixes: list[str] = field(default_factory=list)  # only the runs of these augment mixes (`original+reorder`); []: all
     out: str = MISSING  # the report folder
     n_resamples: int = 1000  # paired bootstrap resamples
     seed: int = 0

@@ -25,6 +25,19 @@ def select_runs(client: MlflowClient, sweep: str | None = None,
     return found.runs, title, [p.info.run_id for p in found.parents]
 
 
+def runs_of_mixes(runs: list[Run], mixes: Sequence[str]) -> list[Run]:
+    """The runs whose augmentation mix (the `augment` tag, `original+reorder`) is one of `mixes`; all of
+    them when `mixes` is empty. A mix no run has is an error listing the mixes there are."""
+    if not mixes:
+        return runs
+    present = sorted({str(run.data.tags.get("augment")) for run in runs})
+    unknown = [mix for mix in mixes if mix not in present]
+    if unknown:
+        raise RunSelectionError(f"mixes={list(mixes)}: no run has {', '.join(unknown)}; the mixes here: "
+                                f"{', '.join(present)}")
+    return [run for run in runs if run.data.tags.get("augment") in set(mixes)]
+
+
 # params a comparison reads: seeds (groups), how each run tuned its threshold (re-tuning in the bootstrap)
 RUN_PARAMS = ("seed", "data.seed", "evaluation.threshold", "evaluation.min_rows_per_language")
 
