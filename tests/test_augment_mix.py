@@ -50,7 +50,7 @@ def test_a_preset_is_its_strategy_with_some_options_set():
     by its schema, with a few options changed: a mix names it like a strategy and runs the strategy."""
     presets = {p.stem: augment_strategy_of(p.stem) for p in (CONF_DIR / "augment").glob("*.yaml")
                if augment_strategy_of(p.stem) != p.stem}
-    assert presets == {"translated_cpu": "translated"}
+    assert presets == {"translated_cpu": "translated", "label_noise_all": "label_noise"}
     for preset, strategy in presets.items():
         text = (CONF_DIR / "augment" / f"{preset}.yaml").read_text()
         assert f"defaults:\n  - {strategy}\n  - _self_\n" in text, preset

@@ -20,7 +20,8 @@ def options(group: str) -> list[str]:
 
 def valid_overrides(group: str, option: str) -> list[str]:
     """The other choices a given option needs to be a valid run."""
-    extra = {("data", "competition"): ["data.dir=/data"], ("peft", "none"): ["quant=none"]}
+    extra = {("data", "competition"): ["data.dir=/data"], ("data", "cikm2025"): ["data.dir=/data"],
+             ("peft", "none"): ["quant=none"]}
     return [f"{group}={option}", *extra.get((group, option), [])]
 
 
