@@ -87,6 +87,7 @@ def test_a_strategy_from_outside_the_package_is_part_of_the_code(tmp_path, monke
     assert issubclass(my_strategy.Mine, Strategy)
 
 
+@pytest.mark.integration  # three sweeps through the real CLI, like tests/test_sweep.py: make test-integration
 def test_an_edited_module_trains_again_saying_so_and_an_unedited_rerun_skips(tmp_path, shared_cache, monkeypatch):
     """The CEO's case: a sweep, then the F1 code edited (F1 halves), then the same sweep again."""
     source = copy_of_the_package(tmp_path / "src")
