@@ -159,8 +159,9 @@ def numerics(cfg: DictConfig) -> dict[str, str]:
     from relevance.modeling.sources import source_digest
 
     dtype, _ = choose_compute_dtype(cfg.quant.compute_dtype)
-    values = {"compute_dtype": str(dtype).removeprefix("torch."),
-              "backbone": source_digest(cfg.model, Path(cfg.paths.cache_dir))}
+    # only a packaged GGUF made of chunks is assembled under the cache; other sources never read it
+    cache_dir = Path(cfg.paths.cache_dir) if cfg.model.source == "gguf_package" else Path()
+    values = {"compute_dtype": str(dtype).removeprefix("torch."), "backbone": source_digest(cfg.model, cache_dir)}
     values.update({package: installed_version(package) for package in NUMERIC_PACKAGES})
     return values
 
