@@ -159,8 +159,10 @@ def numerics(cfg: DictConfig) -> dict[str, str]:
     from relevance.modeling.sources import source_digest
 
     dtype, _ = choose_compute_dtype(cfg.quant.compute_dtype)
-    # only a packaged GGUF made of chunks is assembled under the cache; other sources never read it
-    cache_dir = Path(cfg.paths.cache_dir) if cfg.model.source == "gguf_package" else Path()
+    # only a packaged GGUF made of chunks is assembled under the cache (a config composed outside a Hydra
+    # app may not resolve it; the file found in its package then needs none)
+    cache_dir = Path(OmegaConf.select(cfg, "paths.cache_dir", default=None, throw_on_resolution_failure=False)
+                     or ".cache")
     values = {"compute_dtype": str(dtype).removeprefix("torch."), "backbone": source_digest(cfg.model, cache_dir)}
     values.update({package: installed_version(package) for package in NUMERIC_PACKAGES})
     return values
