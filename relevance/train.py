@@ -40,9 +40,7 @@ def validate_run(cfg: DictConfig) -> None:
         check_init_adapter(cfg)
         sources[INIT_ADAPTER_KEY] = [str(cfg.model.init_adapter)]
     for name, settings in cfg.augment.items():
-        strategy = build_strategy(name, settings)
-        strategy.check_references(tracking_uri)
-        sources.update(strategy.source_runs(tracking_uri))
+        sources.update(build_strategy(name, settings).source_runs(tracking_uri))  # each checked as it is listed
     if sources and not cfg.evaluation.allow_seen_rows:
         check_sources_never_saw_evaluation_rows(cfg, sources)
 

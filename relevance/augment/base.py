@@ -134,7 +134,7 @@ class Strategy:
     rewrites every table the model reads: the training mix, dev, and files scored by
     `relevance.predict`. `self.options` holds the strategy's options (its dataclass);
     `counters` are logged to MLflow as `augment_<name>_<key>` (e.g. cache hits), `artifacts`
-    (file name -> JSON-able value) as `augment/<name>/<file name>`. `check_references` checks,
+    (file name -> JSON-able value) as `augment/<name>/<file name>`. `source_runs` checks,
     before anything loads, the other runs the options name (a strategy that reads none has
     nothing to check)."""
 
@@ -167,12 +167,10 @@ class Strategy:
     def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
         return table
 
-    def check_references(self, tracking_uri: str) -> None:
-        """Raise ValueError, naming the option, when a run the options refer to cannot serve."""
-
     def source_runs(self, tracking_uri: str) -> dict[str, list[str]]:
-        """`{option key: [run ids]}`: the runs whose models decide this strategy's rows, for the check that
-        none of them trained on this run's dev or test rows (relevance.tracking.lineage_checks)."""
+        """`{option key: [run ids]}`: the runs whose models decide this strategy's rows, checked before
+        anything loads: raise ValueError, naming the option, when one cannot serve; the run then checks
+        that none of them trained on its dev or test rows (relevance.tracking.lineage_checks)."""
         return {}
 
     @classmethod

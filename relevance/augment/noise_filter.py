@@ -65,12 +65,6 @@ class NoiseFilter(Strategy):
     options: NoiseFilterOptions
     version = "1"
 
-    def check_references(self, tracking_uri: str) -> None:
-        from relevance.tracking.folds import fold_runs
-        from relevance.tracking.store import tracking_client
-
-        self._members(tracking_client(tracking_uri))
-
     def source_runs(self, tracking_uri: str) -> dict[str, list[str]]:
         from relevance.tracking.store import tracking_client
 
