@@ -12,6 +12,12 @@ SERVER_PORT ?= 5001
 SERVER_WORKERS ?= 4
 # more `mlflow server` options, e.g. --allowed-hosts mlflow.example.org:5001
 SERVER_OPTS ?=
+# a login (MLflow basic-auth): auto = unless SERVER_HOST is loopback | basic | none (docs/security.md)
+SERVER_AUTH ?= auto
+SERVER_AUTH_DIR ?= $(CURDIR)/mlartifacts/server-auth
+# the user store; empty: sqlite:///$(SERVER_AUTH_DIR)/basic_auth.db (PostgreSQL: a database of its own)
+SERVER_AUTH_DB ?=
+SERVER_DEFAULT_PERMISSION ?= READ
 
 .PHONY: install demo test test-integration test-slow test-full ui server sweep-smoke ablation-cpu controls compare power notebook clean-cache
 
@@ -82,10 +88,13 @@ ui: install
 	$(PY) -m relevance.ui $(ARGS)
 
 ## server: a shared MLflow tracking server: PostgreSQL store (SERVER_DB), artifacts proxied to SERVER_ARTIFACTS,
-## on SERVER_HOST:SERVER_PORT (127.0.0.1:5001); jobs log to it with MLFLOW_TRACKING_URI=http://... tracking=server
+## on SERVER_HOST:SERVER_PORT (127.0.0.1:5001), with a login beyond loopback (SERVER_AUTH; relevance/server.py);
+## jobs log to it with MLFLOW_TRACKING_URI=http://... tracking=server (+ MLFLOW_TRACKING_USERNAME/PASSWORD)
 server: install
-	$(PY) -m mlflow server --backend-store-uri "$(SERVER_DB)" --artifacts-destination "$(SERVER_ARTIFACTS)" \
-		--host $(SERVER_HOST) --port $(SERVER_PORT) --workers $(SERVER_WORKERS) $(SERVER_OPTS)
+	$(PY) -m relevance.server --backend-store-uri "$(SERVER_DB)" --artifacts-destination "$(SERVER_ARTIFACTS)" \
+		--host $(SERVER_HOST) --port $(SERVER_PORT) --workers $(SERVER_WORKERS) --auth $(SERVER_AUTH) \
+		--auth-dir "$(SERVER_AUTH_DIR)" --auth-db "$(SERVER_AUTH_DB)" \
+		--default-permission $(SERVER_DEFAULT_PERMISSION) -- $(SERVER_OPTS)
 
 clean-cache:
 	rm -rf .cache

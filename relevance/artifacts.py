@@ -6,6 +6,10 @@ per-language ones, when the run tuned them), the resolved
 run config and the training languages: everything needed to rebuild the model
 exactly as training's final scoring saw it (`load_model_folder`). Another run can start from it
 (`model.init_adapter=<run id>`: `check_init_adapter`, `fetch_init_adapter`).
+
+A folder fetched back from the store is data, never code (docs/security.md): checked against the digests
+training recorded (`fetch_model_folder`, relevance/model_digests.py), its config read without resolving
+anything and checked for what it may not ask for (relevance/stored_config.py) before any of it loads.
 """
 
 from __future__ import annotations
@@ -57,20 +61,35 @@ def save_model_folder(model_dir: Path, cfg: DictConfig, loaded, thresholds: Thre
     return model_dir
 
 
-def read_run_config(model_dir: Path, cache_dir: str) -> DictConfig:
-    """The run's resolved config, with this machine's cache folder (models, augmentation caches)."""
-    cfg = OmegaConf.load(Path(model_dir) / RUN_CONFIG_FILE)
+def read_run_config(model_dir: Path, cache_dir: str, run: str | None = None) -> DictConfig:
+    """The run's resolved config, read as data (`relevance.stored_config.load_stored_config`: an
+    interpolation is refused, nothing is resolved), with this machine's cache folder (models,
+    augmentation caches). `run` names the run in errors."""
+    from relevance.stored_config import load_stored_config
+
+    where = f"run {run}: {MODEL_ARTIFACT}/{RUN_CONFIG_FILE}" if run else str(Path(model_dir) / RUN_CONFIG_FILE)
+    cfg = load_stored_config(Path(model_dir) / RUN_CONFIG_FILE, where)
+    if not isinstance(cfg.get("paths"), DictConfig):
+        cfg.paths = {}
     cfg.paths.cache_dir = cache_dir
     return cfg
 
 
-def load_model_folder(model_dir: Path, cache_dir: str, *, compute_dtype: str) -> TrainedModel:
+def load_model_folder(model_dir: Path, cache_dir: str, *, compute_dtype: str, trust_remote_code: bool = False,
+                      run: str | None = None) -> TrainedModel:
     """Rebuild a trained run's model from its folder, as training scored it, computing in
-    `compute_dtype` (the dtype it trained in: `relevance.predict.scoring_compute_dtype`)."""
+    `compute_dtype` (the dtype it trained in: `relevance.predict.scoring_compute_dtype`).
+
+    The stored config is checked first (`relevance.stored_config.check_stored_run`: class paths of the
+    presets only, no remote code unless `trust_remote_code`), and `trust_remote_code` is the caller's
+    decision (the command line of the person loading it), whatever the stored config says."""
     from relevance.modeling.loader import load_for_inference
+    from relevance.stored_config import check_stored_run
 
     model_dir = Path(model_dir)
-    cfg = read_run_config(model_dir, cache_dir)
+    cfg = read_run_config(model_dir, cache_dir, run)
+    check_stored_run(cfg, model_dir, f"run {run}" if run else str(model_dir), trust_remote_code=trust_remote_code)
+    cfg.model.trust_remote_code = bool(trust_remote_code)
     loaded = load_for_inference(cfg, model_dir, compute_dtype=compute_dtype)
     train_languages = json.loads((model_dir / DATA_SUMMARY_FILE).read_text())["train_languages"]
     loaded.train_languages = train_languages
@@ -80,6 +99,20 @@ def load_model_folder(model_dir: Path, cache_dir: str, *, compute_dtype: str) ->
 def download_model_folder(client: MlflowClient, run_id: str, work_dir: Path) -> Path:
     """The run's logged `model/` folder, downloaded under `work_dir`."""
     return Path(client.download_artifacts(run_id, MODEL_ARTIFACT, str(work_dir)))
+
+
+def fetch_model_folder(client: MlflowClient, run_id: str, work_dir: Path, *, allow_unverified: bool = False,
+                       override: str | None = None) -> Path:
+    """The run's `model/` folder, downloaded under `work_dir` and checked against the digests the run
+    recorded (`relevance.model_digests.verify_model_folder`: a file changed, added or missing is an error
+    naming it). A run logged before digests is refused unless `allow_unverified` (`override`: the setting
+    that allows it, for the message)."""
+    from relevance.model_digests import MODEL_DIGEST_TAG, verify_model_folder
+
+    model_dir = download_model_folder(client, run_id, work_dir)
+    recorded = client.get_run(run_id).data.tags.get(MODEL_DIGEST_TAG)
+    verify_model_folder(model_dir, run_id, recorded, allow_unverified=allow_unverified, override=override)
+    return model_dir
 
 
 # -- starting a run from another run's adapter (model.init_adapter) ---------------------------------
@@ -115,8 +148,10 @@ def check_init_adapter(cfg: DictConfig, work_dir: Path | None = None) -> DictCon
             raise InitAdapterError(f"{INIT_ADAPTER_KEY}={run_id}: that run logged no {what} "
                                    f"({MODEL_ARTIFACT}/{name} is missing)")
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        from relevance.stored_config import load_stored_config
+
         path = client.download_artifacts(run_id, f"{MODEL_ARTIFACT}/{RUN_CONFIG_FILE}", tmp)
-        source = OmegaConf.load(path)
+        source = load_stored_config(Path(path), f"{INIT_ADAPTER_KEY}={run_id}: {MODEL_ARTIFACT}/{RUN_CONFIG_FILE}")
     problems = list(_init_adapter_mismatches(cfg, source))
     if problems:
         raise InitAdapterError(f"{INIT_ADAPTER_KEY}={run_id} cannot start this run: " + "; ".join(problems))
@@ -154,11 +189,12 @@ def _init_adapter_mismatches(cfg: DictConfig, source: DictConfig):
 
 
 def fetch_init_adapter(cfg: DictConfig, work_dir: Path) -> Path:
-    """The model folder of the run `model.init_adapter` names, checked (`check_init_adapter`) and
-    downloaded under `work_dir`: what `load_for_training` starts LoRA and the head from."""
+    """The model folder of the run `model.init_adapter` names, checked (`check_init_adapter`),
+    downloaded under `work_dir` and verified against the digests that run recorded (a run logged
+    before digests is refused): what `load_for_training` starts LoRA and the head from."""
     work_dir.mkdir(parents=True, exist_ok=True)
     from relevance.tracking.store import tracking_client
 
     check_init_adapter(cfg, work_dir)
     client = tracking_client(cfg.tracking.tracking_uri)
-    return download_model_folder(client, str(cfg.model.init_adapter), work_dir)
+    return fetch_model_folder(client, str(cfg.model.init_adapter), work_dir)

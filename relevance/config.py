@@ -278,6 +278,8 @@ class PredictConfig:
     null_target: str = "empty"
     compute_dtype: Optional[str] = None  # null: the dtype the run trained in; float32|bfloat16|float16: override
     allow_partial_folds: bool = False  # a fold ensemble averages all K folds; true: the folds named, even fewer
+    trust_remote_code: bool = False  # true: run the remote code a run's backbone/model folder names (never from the store)
+    allow_unverified: bool = False  # true: load a run logged before model digests (model/digests.json), unverified
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 

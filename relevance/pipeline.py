@@ -161,9 +161,14 @@ def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContex
 
 def _save_model(run: TrackedRun, cfg, context, loaded, evaluation: RunEvaluation, train_languages: list[str]) -> None:
     """Adapter (with the classifier head) or full model, tokenizer, thresholds and the
-    config needed to rebuild the base: everything `relevance.predict` loads."""
+    config needed to rebuild the base: everything `relevance.predict` loads; and the SHA-256 of each of
+    those files (`model/digests.json`, itself digested in the tag `relevance.model_digest`), which
+    whatever loads the folder back checks first (relevance/model_digests.py)."""
+    from relevance.model_digests import MODEL_DIGEST_TAG, write_digests
+
     model_dir = save_model_folder(context.output_dir / MODEL_ARTIFACT, cfg, loaded, evaluation.thresholds,
                                   evaluation.policy, "dev_f1", evaluation.metrics["dev_f1"], train_languages)
+    model_digest = write_digests(model_dir)
     if cfg.tracking.log_adapter:
         run.log_artifacts(model_dir, MODEL_ARTIFACT)
-        run.set_tags({"relevance.has_model": "true"})
+        run.set_tags({"relevance.has_model": "true", MODEL_DIGEST_TAG: model_digest})

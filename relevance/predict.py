@@ -17,6 +17,12 @@ recorded in its model folder (`quant.compute_dtype` of `run_config.yaml`; older 
 `quant.compute_dtype_resolved`). A machine that lacks it (bf16 on a CPU without AMX/AVX512-BF16
 or a GPU without bf16) refuses before any model loads; `compute_dtype=float32` scores anyway, warning
 that the scores may differ from the logged ones.
+
+A logged run is data, never code (docs/security.md): its model folder is checked against the digests
+training recorded (`allow_unverified=true` loads a run logged before digests), its stored config is read
+without resolving anything, and a run naming a class outside the presets or asking for remote code is
+refused before any of its files is imported. Remote code runs only with `trust_remote_code=true` on this
+command line, which prints what it trusts.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import numpy as np
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from relevance.artifacts import TrainedModel, download_model_folder, load_model_folder, read_run_config
+from relevance.artifacts import TrainedModel, fetch_model_folder, load_model_folder, read_run_config
 from relevance.config import PredictConfig, check_keys_against_schema, register_configs
 from relevance.config_choices import exit_on_unknown_choices
 from relevance.files import atomic_open
@@ -141,6 +147,21 @@ def run_compute_dtype(client: MlflowClient, run_id: str, run_cfg: DictConfig, ov
     return scoring_compute_dtype(run_id, trained, override)
 
 
+def open_run(client: MlflowClient, run_id: str, work_dir: Path, cfg: DictConfig) -> tuple[Path, DictConfig]:
+    """The run's model folder (downloaded, verified against its digests) and its config (read as data,
+    checked for what it may not ask for), before any of its files is imported. With `trust_remote_code=true`,
+    prints what that trusts."""
+    from relevance.stored_config import check_stored_run, trust_notice
+
+    model_dir = fetch_model_folder(client, run_id, work_dir, allow_unverified=cfg.allow_unverified,
+                                   override="allow_unverified=true")
+    run_cfg = read_run_config(model_dir, cfg.paths.cache_dir, run_id)
+    remote = check_stored_run(run_cfg, model_dir, f"run {run_id}", trust_remote_code=cfg.trust_remote_code)
+    if cfg.trust_remote_code:
+        print(trust_notice(f"run {run_id}", run_cfg, remote), flush=True)
+    return model_dir, run_cfg
+
+
 def read_input(run_cfg: DictConfig, input_path: Path, null_target: str):
     """The input rows, validated as training validates its files (task, fields, languages, ids)."""
     from relevance.data.reader import read_jsonl
@@ -223,8 +244,8 @@ def predict_ensemble(client: MlflowClient, members, cfg: DictConfig, input_path:
 
     with tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)
-        model_dirs = [download_model_folder(client, run_id, work / run_id) for run_id in members.run_ids]
-        run_cfgs = [read_run_config(model_dir, cfg.paths.cache_dir) for model_dir in model_dirs]
+        opened = [open_run(client, run_id, work / run_id, cfg) for run_id in members.run_ids]
+        model_dirs, run_cfgs = [model_dir for model_dir, _ in opened], [run_cfg for _, run_cfg in opened]
         for run_id, run_cfg in zip(members.run_ids, run_cfgs):
             check_task(run_id, run_cfg, cfg.task)
         dtypes = [run_compute_dtype(client, run_id, run_cfg, cfg.compute_dtype)
@@ -235,8 +256,9 @@ def predict_ensemble(client: MlflowClient, members, cfg: DictConfig, input_path:
                                      oof["language"].to_numpy(), policy)
         table = read_input(run_cfgs[0], input_path, cfg.null_target)  # bad input fails before a model loads
         member_scores, train_languages = [], set()
-        for model_dir, dtype in zip(model_dirs, dtypes):  # one model in memory at a time
-            trained = load_model_folder(model_dir, cfg.paths.cache_dir, compute_dtype=dtype)
+        for run_id, model_dir, dtype in zip(members.run_ids, model_dirs, dtypes):  # one model in memory at a time
+            trained = load_model_folder(model_dir, cfg.paths.cache_dir, compute_dtype=dtype,
+                                        trust_remote_code=cfg.trust_remote_code, run=run_id)
             member_scores.append(score_table(trained, table, cfg.batch_size))
             train_languages |= set(trained.train_languages)
             del trained
@@ -312,12 +334,12 @@ def main(cfg: DictConfig) -> None:
         return
     run_id = find_run(client, str(cfg.run), cfg.task.name if cfg.task else None)
     with tempfile.TemporaryDirectory() as work_dir:
-        model_dir = download_model_folder(client, run_id, Path(work_dir))
-        run_cfg = read_run_config(model_dir, cfg.paths.cache_dir)
+        model_dir, run_cfg = open_run(client, run_id, Path(work_dir), cfg)
         check_task(run_id, run_cfg, cfg.task)
         compute_dtype = run_compute_dtype(client, run_id, run_cfg, cfg.compute_dtype)
         table = read_input(run_cfg, input_path, cfg.null_target)  # bad input fails before the model loads
-        trained = load_model_folder(model_dir, cfg.paths.cache_dir, compute_dtype=compute_dtype)
+        trained = load_model_folder(model_dir, cfg.paths.cache_dir, compute_dtype=compute_dtype,
+                                    trust_remote_code=cfg.trust_remote_code, run=run_id)
         report = predict_table(trained, table, input_path, output, cfg.batch_size)
     print(f"run {run_id}: wrote {output} ({describe_thresholds(trained.thresholds)})")
     if report is not None:

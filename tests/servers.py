@@ -147,16 +147,20 @@ def postgres(databases: tuple[str, ...] = ("mlflow",)) -> Iterator[str]:
 # --------------------------------------------------------------------------- MLflow server
 
 @contextlib.contextmanager
-def tracking_server(backend_store_uri: str, artifacts: Path, workers: int = 2) -> Iterator[str]:
+def tracking_server(backend_store_uri: str, artifacts: Path, workers: int = 2, make_vars: dict[str, str] | None = None,
+                    env: dict[str, str] | None = None) -> Iterator[str]:
     """`make server` (mlflow server: the given store, artifacts proxied to `artifacts`) on a free
-    loopback port; its URL. The Makefile's install step is not re-run (-o): the test's Python is used."""
+    loopback port; its URL. The Makefile's install step is not re-run (-o): the test's Python is used.
+    `make_vars`: more Makefile variables (SERVER_AUTH=basic, ...); `env`: added to the server's environment
+    (MLFLOW_AUTH_ADMIN_PASSWORD, ...)."""
     make = require("make", "apt-get install -y make")
     port = free_port()
     log = artifacts.parent / f"mlflow-server-{port}.log"
     command = [make, "-s", "-C", str(REPO), "-o", ".venv/.installed", "server", f"PY={sys.executable}",
                f"SERVER_DB={backend_store_uri}", f"SERVER_ARTIFACTS={artifacts}", f"SERVER_HOST={LOCALHOST}",
-               f"SERVER_PORT={port}", f"SERVER_WORKERS={workers}"]
-    server = MlflowServer(start_daemon(command, log, env=cli_env()), port, log)
+               f"SERVER_PORT={port}", f"SERVER_WORKERS={workers}",
+               *(f"{key}={value}" for key, value in (make_vars or {}).items())]
+    server = MlflowServer(start_daemon(command, log, env={**cli_env(), **(env or {})}), port, log)
     try:
         _wait_until_healthy(server, timeout=180)
         yield server.url

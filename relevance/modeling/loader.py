@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra.utils import get_class
 from omegaconf import DictConfig
 from transformers import AutoTokenizer
 
+from relevance.modeling.class_allowlist import model_class
 from relevance.modeling.heads import build_head
 from relevance.modeling.quantization import (bitsandbytes_config, choose_compute_dtype, compute_in, device_map,
                                               keep_4bit_layers_differentiable, keep_trained_weights_in_float32,
@@ -52,8 +52,8 @@ def load_backbone(cfg: DictConfig, source: ResolvedModel, tokenizer, head_cfg: D
     """The base model for the head: sequence classification (2 labels) or causal LM,
     every forward in the run's compute dtype (`quantization.compute_in`)."""
     model_cfg = cfg.model
-    class_path = model_cfg.classifier_class if head_cfg.name == "classifier" else model_cfg.causal_lm_class
-    model_class = get_class(class_path)
+    # only a class the model presets name is imported (relevance/modeling/class_allowlist.py)
+    backbone_class = model_class(model_cfg, "classifier_class" if head_cfg.name == "classifier" else "causal_lm_class")
     compute_dtype, reason = choose_compute_dtype(cfg.quant.compute_dtype)
     log.info("compute dtype %s (%s)", compute_dtype, reason)
     kwargs = dict(
@@ -68,7 +68,7 @@ def load_backbone(cfg: DictConfig, source: ResolvedModel, tokenizer, head_cfg: D
     if head_cfg.name == "classifier":
         kwargs["num_labels"] = 2
     try:
-        model = model_class.from_pretrained(source.path, **kwargs)
+        model = backbone_class.from_pretrained(source.path, **kwargs)
     except OSError as error:
         raise ModelSourceError(
             f"could not load model {model_cfg.name} from {source.path!r}: {error}\n"
