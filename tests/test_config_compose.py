@@ -66,8 +66,11 @@ def test_gpu_presets_keep_lora_out_of_the_vision_tower():
 
 
 def test_augment_mix_is_multi_select_in_order():
-    cfg = compose_train(["augment=[original]"])
-    assert list(cfg.augment) == ["original"]
+    # three strategies, in an order none of the presets uses: the mix is the list, in the order given
+    for order in (["balance", "original", "easy_neg"], ["easy_neg", "balance", "original"]):
+        cfg = compose_train([f"augment=[{','.join(order)}]"])
+        assert list(cfg.augment) == order
+        assert cfg.augment.balance.target_positive_ratio == 0.5  # each one's options composed under its name
 
 
 def test_four_bit_without_lora_fails_with_what_to_change():

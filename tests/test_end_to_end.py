@@ -11,7 +11,7 @@ import mlflow
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
-from sklearn.metrics import f1_score
+from sklearn.metrics import f1_score, roc_auc_score
 
 from tests.conftest import run_cli, tiny_run_args
 from tests.test_test_split import subset_file
@@ -29,6 +29,16 @@ EXPECTED_METRICS = {
                    "threshold", "f1_at_0.5", "f1_all_relevant", "f1_lift", "f1_global_threshold")),
     "train_loss",
 }
+
+
+def generated_dev_file(cache: Path, task: str, logged_rows: list[dict]) -> Path:
+    """The generated dev file (of the shared cache's demo folders) holding every logged row, labels alike."""
+    wanted = {str(r["id"]): r["label"] for r in logged_rows}
+    for path in sorted((cache / "demo").rglob(f"{task}_dev.jsonl")):
+        labels = {str(r["id"]): r["label"] for r in map(json.loads, path.read_text().splitlines())}
+        if all(labels.get(i) == label for i, label in wanted.items()):
+            return path
+    raise AssertionError(f"no generated {task} dev file under {cache / 'demo'} holds the run's dev rows")
 
 
 def all_artifacts(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
@@ -134,4 +144,18 @@ def test_qi_with_the_yes_no_head(tmp_path, shared_cache):
     runs = mlflow.search_runs(experiment_names=["relevance-qi"])
     assert len(runs) == 1 and runs.loc[0, "status"] == "FINISHED"
     assert runs.loc[0, "tags.head"] == "yes_no" and runs.loc[0, "tags.quant"] == "int8"
-    assert 0.0 <= runs.loc[0, "metrics.dev_roc_auc"] <= 1.0
+    run_id = runs.loc[0, "run_id"]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    # the logged dev metrics are those of the logged P(" yes") scores, and those scores vary by row
+    logged = Path(client.download_artifacts(run_id, "evaluation/dev_predictions.jsonl"))
+    dev = [json.loads(line) for line in logged.read_text().splitlines()]
+    scores = np.array([r["score"] for r in dev])
+    assert len(set(np.round(scores, 6))) > len(dev) // 2 and ((scores > 0) & (scores < 1)).all()
+    assert roc_auc_score([r["label"] for r in dev], scores) == pytest.approx(runs.loc[0, "metrics.dev_roc_auc"])
+    # predict rebuilds the yes/no head in int8 and scores the dev rows as training did
+    rows_file = subset_file(generated_dev_file(shared_cache, "qi", dev), logged, tmp_path / "dev.jsonl")
+    output = tmp_path / "dev_pred.jsonl"
+    run_cli("predict", [f"run={run_id}", f"input={rows_file}", f"output={output}",
+                        f"paths.root={tmp_path}", f"paths.cache_dir={shared_cache}"], cwd=tmp_path)
+    predicted = {str(r["id"]): r["score"] for r in map(json.loads, output.read_text().splitlines())}
+    assert np.allclose([predicted[str(r["id"])] for r in dev], scores, atol=1e-5)

@@ -4,12 +4,11 @@ stop the search (it returns -inf: Optuna refuses NaN)."""
 
 from __future__ import annotations
 
-import math
+import json
 
 import pytest
 import yaml
 
-from relevance.tracking.job import failed_value
 from tests.sweep_fixtures import run_sweep
 
 pytestmark = pytest.mark.integration  # Optuna sweeps: make test-integration
@@ -37,13 +36,23 @@ def test_trials_are_child_runs_with_the_best_on_the_parent(tmp_path, shared_cach
     assert optimum["best_value"] == pytest.approx(best.data.metrics["dev_f1"])
 
 
-def test_a_failed_job_returns_a_value_the_sweeper_accepts():
-    class Sweeper(dict):
-        pass
-
-    class HydraCfg:
-        def __init__(self, target):
-            self.sweeper = Sweeper(_target_=target)
-
-    assert failed_value(HydraCfg("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper")) == -math.inf
-    assert math.isnan(failed_value(HydraCfg("hydra._internal.core_plugins.basic_sweeper.BasicSweeper")))
+def test_a_failing_trial_does_not_stop_the_search(tmp_path, shared_cache):
+    # two random start-up trials at this seed draw both ranks (the test checks it did): rank -1 fails its
+    # trial, refused before training, and rank 4 trains
+    sweep = run_sweep(tmp_path, shared_cache, "experiment=optuna_lr_rank", *TINY, "hydra.sweeper.n_trials=2",
+                      "hydra.sweeper.sampler.seed=0", "hydra.sweeper.sampler.n_startup_trials=2",
+                      "hydra.sweeper.params={peft.r:'choice(-1,4)'}")
+    parent, children, client = sweep.parent, sweep.children, sweep.client
+    assert [int(c.data.params["peft.r"]) for c in children] == [4]  # the failed trial never became a run
+    assert children[0].info.status == "FINISHED" and parent.info.status == "FINISHED"
+    records = [json.loads(p.read_text()) for p in sweep.root.rglob("relevance_job.json")]
+    failed = [r for r in records if r["status"] == "failed"]
+    assert len(records) == 2 and len(failed) == 1 and "peft.r=-1" in failed[0]["error"]
+    assert parent.data.metrics["jobs_failed"] == 1 and parent.data.metrics["jobs_finished"] == 1
+    results = client.download_artifacts(parent.info.run_id, "sweep/optimization_results.yaml")
+    with open(results) as handle:
+        optimum = yaml.safe_load(handle)
+    # the failed trial's -inf (Optuna refuses NaN) lost to the trial that trained
+    assert optimum["best_params"]["peft.r"] == 4
+    assert optimum["best_value"] == pytest.approx(children[0].data.metrics["dev_f1"])
+    assert parent.data.metrics["best_dev_f1"] == pytest.approx(children[0].data.metrics["dev_f1"])

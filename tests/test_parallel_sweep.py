@@ -12,13 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import CONF_DIR
 from tests.sweep_fixtures import run_sweep
 
 pytestmark = pytest.mark.integration  # sweeps on the joblib launcher's worker processes: make test-integration
-
-HAS_EASY_NEG = (CONF_DIR / "augment" / "easy_neg.yaml").exists()
-
 
 def check_cache_file(path) -> None:
     if path.suffix == ".json":
@@ -32,9 +28,8 @@ def check_cache_file(path) -> None:
 
 
 def test_four_jobs_on_two_workers(tmp_path, shared_cache):
-    mixes = "augment=[original],[original,easy_neg]" if HAS_EASY_NEG else "augment=[original]"
-    lrs = "trainer.lr=1e-3,3e-3" if HAS_EASY_NEG else "trainer.lr=1e-3,2e-3,3e-3,4e-3"
-    sweep = run_sweep(tmp_path, shared_cache, "experiment=parallel_smoke", mixes, lrs)
+    sweep = run_sweep(tmp_path, shared_cache, "experiment=parallel_smoke",
+                      "augment=[original],[original,easy_neg]", "trainer.lr=1e-3,3e-3")
     parent, children = sweep.parent, sweep.children
 
     assert parent.data.tags["relevance.sweep.launcher"] == "JoblibLauncher"
@@ -55,8 +50,7 @@ def test_four_jobs_on_two_workers(tmp_path, shared_cache):
     for child in children:
         rows_by_mix[child.data.tags["augment"]].add(child.data.metrics["data_mix_rows"])
     assert all(len(rows) == 1 for rows in rows_by_mix.values()), rows_by_mix
-    if HAS_EASY_NEG:
-        assert rows_by_mix["original+easy_neg"] != rows_by_mix["original"]
+    assert rows_by_mix["original+easy_neg"] != rows_by_mix["original"]
     augment_cache = shared_cache / "augment"
     for path in augment_cache.rglob("*") if augment_cache.exists() else []:
         if path.is_file() and ".locks" not in path.parts:
