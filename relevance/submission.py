@@ -27,6 +27,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from relevance.data.reader import LineParser, check_row_writable, json_type
 from relevance.data.schema import DataError
 from relevance.files import atomic_open
 
@@ -50,18 +51,23 @@ def read_predictions(path: Path, task: str, key: str) -> TaskPredictions:
         raise FileNotFoundError(f"{key}={path}: no such file (relevance.predict's output for the {task} test file)")
     rows: list[tuple[int | str, int]] = []
     first_line_of_id: dict[str, int] = {}
+    parser = LineParser()  # strict JSON, as the reader of the competition's files: no NaN, no key twice
     with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
             try:
-                obj = json.loads(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
+                obj, suspect = parser.parse(raw.decode("utf-8-sig" if lineno == 1 else "utf-8"))
             except UnicodeDecodeError as error:
                 raise DataError(path, lineno, "<json>", f"line is not valid UTF-8 ({error.reason})") from None
             except json.JSONDecodeError as error:
                 raise DataError(path, lineno, "<json>", f"malformed JSON: {error.msg} (column {error.colno})") from None
+            except RecursionError:
+                raise DataError(path, lineno, "<json>", "nested too deeply to be a row") from None
             if not isinstance(obj, dict):
-                raise DataError(path, lineno, "<json>", f"expected a JSON object, got {type(obj).__name__}")
+                raise DataError(path, lineno, "<json>", f"expected a JSON object, got {json_type(obj)}")
+            if suspect:
+                check_row_writable(obj, path, lineno)
             _check_task(obj, task, key, path, lineno)
             rows.append((_row_id(obj, path, lineno), _prediction(obj, path, lineno)))
             first = first_line_of_id.setdefault(str(rows[-1][0]), lineno)

@@ -140,6 +140,11 @@ GOOD_QI = lines_of({"id": 1, "task": "QI", "prediction": 0})
      "qc.jsonl:1: field 'task': file says 'QI'.*pass this file as qi="),
     (lines_of({"id": 1, "prediction": 1}, "{not json"), "qc.jsonl:2: field '<json>': malformed JSON"),
     ("", "qc.jsonl:0: field '<file>': file has no rows"),
+    # what Python's json accepts and JSON does not: refused as the training files' reader refuses it
+    ('{"id": 1, "prediction": 0, "prediction": 1}\n', "qc.jsonl:1: field 'prediction': this key appears twice"),
+    ('{"id": 1, "prediction": 1, "score": NaN}\n', "qc.jsonl:1: field 'score': NaN is not a JSON number"),
+    ('{"id": ' + "9" * 5000 + ', "prediction": 1}\n', "qc.jsonl:1: field 'id': .*too long"),
+    ('[1, 0]\n', "qc.jsonl:1: field '<json>': expected a JSON object, got array"),
 ])
 def test_bad_predictions_name_file_line_and_field_and_leave_the_archive_whole(tmp_path, qc_text, message):
     import re

@@ -4,6 +4,13 @@ Every line is validated and the first problem stops the run with a
 :class:`~relevance.data.schema.DataError` that names file, line and field: a
 silently mis-parsed row (a label ``"1"`` read as truthy, a QI file passed to a QC
 run) would otherwise surface hours later as a puzzling metric.
+
+Lines are parsed as JSON (RFC 8259), not as everything Python's ``json`` accepts: ``NaN``,
+``Infinity``, numbers beyond a float (``1e400``), integers too long for Python to convert, lone
+surrogates (``"\ud800"``) and a key twice in one object are refused, in any field (``predict`` writes
+every field back out, and none of these can be written as JSON or UTF-8). Numbers keep the text the
+file wrote, so a label is exactly 0 or 1 (``0.99999999999999999`` is not 1). docs/data.md lists every
+class of bad input and what the reader does with it.
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import datasets
 
 from .language_codes import canonical_language
 from .schema import COLUMNS, ORIGINAL_SOURCE, DataError
+from .text import has_visible_text
 
 TASKS_DIR = Path(__file__).resolve().parents[2] / "conf" / "task"  # one YAML per task: qc.yaml, qi.yaml
 
@@ -42,19 +51,167 @@ class ReadResult:
 
     dataset: datasets.Dataset
     path: str
-    null_targets: int  # rows with a null target, handled by the ``null_target`` policy
+    null_targets: int  # rows with a null or empty target, handled by the ``null_target`` policy
+
+
+class JSONFloat(float):
+    """A JSON number with a fraction or an exponent, keeping the text the file wrote: a label is
+    checked on that text (``0.99999999999999999`` is a float 1.0 but not the label 1), and messages
+    quote it."""
+
+    text: str
+
+    def __new__(cls, text: str) -> JSONFloat:
+        number = super().__new__(cls, float(text))
+        number.text = text
+        return number
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class TooLongInteger:
+    """An integer with more digits than Python converts (``sys.get_int_max_str_digits()``)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"<an integer of {len(self.text.lstrip('-'))} digits>"
+
+
+class JSONObject(dict):
+    """An object as parsed, remembering the keys it had twice (Python keeps the last silently)."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _parse_object(pairs: list[tuple[str, object]]) -> JSONObject:
+    obj = JSONObject(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        obj.repeated = tuple(key for key, _ in pairs if key in seen or seen.add(key))
+    return obj
+
+
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # how a line can spell a (lone) surrogate
+
+
+class LineParser:
+    """Parses lines as JSON: `JSONFloat` for every number with a fraction or an exponent (``NaN`` and
+    ``Infinity`` included), `TooLongInteger` for an integer Python cannot convert, `JSONObject` for every
+    object. `parse` also says whether the line may hold something JSON or UTF-8 cannot carry (a
+    non-finite number, a too long integer, a key twice, a surrogate escape): only such a line is walked
+    by `unwritable_value`, so a clean file is read at nearly the speed of plain `json.loads`."""
+
+    def __init__(self) -> None:
+        self.suspect = False
+        self.decoder = json.JSONDecoder(parse_float=self._float, parse_constant=self._float, parse_int=self._int,
+                                        object_pairs_hook=self._object)
+
+    def _float(self, text: str) -> JSONFloat:
+        number = JSONFloat(text)
+        self.suspect = self.suspect or not math.isfinite(number)
+        return number
+
+    def _int(self, text: str) -> int | TooLongInteger:
+        try:
+            return int(text)
+        except ValueError:
+            self.suspect = True
+            return TooLongInteger(text)
+
+    def _object(self, pairs: list[tuple[str, object]]) -> JSONObject:
+        obj = _parse_object(pairs)
+        self.suspect = self.suspect or bool(obj.repeated)
+        return obj
+
+    def parse(self, text: str) -> tuple[object, bool]:
+        """(the value, whether to walk it). Raises `json.JSONDecodeError` or `RecursionError`."""
+        self.suspect = SURROGATE_ESCAPE.search(text) is not None
+        return self.decoder.decode(text), self.suspect
+
+
+def _shown(text: str) -> str:
+    """A key as a message can print it (a lone surrogate escaped)."""
+    return text if _encodes(text) else ascii(text)[1:-1]
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unwritable_value(value) -> str | None:
+    """What in `value` (anything a line parsed into) JSON or UTF-8 cannot carry, said for a message;
+    None when nothing. Walks nested arrays and objects without recursion (a line may nest deeply)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, JSONFloat) and not math.isfinite(item):
+            return (f"{item.text} is not a JSON number" + (" (it overflows a float)" if item.text[-1].isdigit() else "")
+                    + ": write a finite number, or null")
+        if isinstance(item, TooLongInteger):
+            return f"{item!r} is too long to read as a number"
+        if isinstance(item, str) and not _encodes(item):
+            return f"{ascii(item)} holds a lone surrogate (half of a UTF-16 pair), which is not text"
+        if isinstance(item, JSONObject):
+            if item.repeated:
+                return f"key {_shown(item.repeated[0])!r} appears twice in one object"
+            bad_key = next((key for key in item if not _encodes(key)), None)
+            if bad_key is not None:
+                return f"key {ascii(bad_key)} holds a lone surrogate (half of a UTF-16 pair), which is not text"
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+def _check_writable(obj: JSONObject, path: str, line: int) -> None:
+    """The first field of a row that JSON or UTF-8 cannot carry, as a DataError naming it."""
+    if obj.repeated:
+        raise DataError(path, line, _shown(obj.repeated[0]), "this key appears twice in the row: JSON readers "
+                                                             "disagree on which value counts; keep one")
+    for name, value in obj.items():
+        problem = unwritable_value(value) if _encodes(name) else "the key holds a lone surrogate"
+        if problem:
+            raise DataError(path, line, _shown(name), problem)
+
+
+def check_row_writable(obj: JSONObject, path: str, line: int) -> None:
+    """Refuse, naming the field, a row holding what JSON or UTF-8 cannot carry (a non-finite number, a too
+    long integer, a key twice, a lone surrogate): for readers of other JSON-lines files (submission)."""
+    _check_writable(obj, path, line)
+
+
+def json_type(value) -> str:
+    """The JSON name of a parsed value's type (null, boolean, number, string, array, object)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float, TooLongInteger)):
+        return "number"
+    return {str: "string", list: "array"}.get(type(value), "object")
 
 
 def _label(value, path: str, line: int) -> int:
     # bool is a subclass of int: reject it explicitly, as well as strings like "1",
-    # which would otherwise be accepted by a lenient int() conversion.
+    # which would otherwise be accepted by a lenient int() conversion. A float is read
+    # from the file's text: 1.0 and 1e0 are 1, 0.99999999999999999 is not.
+    if type(value) is int and value in (0, 1):  # the common case, first
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DataError(path, line, "label", f"expected 0 or 1, got {value!r}")
-    if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+    if isinstance(value, float) and not math.isfinite(value):
         raise DataError(path, line, "label", f"expected 0 or 1, got {value!r}")
-    if int(value) not in (0, 1):
+    exact = Decimal(value.text) if isinstance(value, JSONFloat) else Decimal(value)
+    if exact not in (0, 1):
         raise DataError(path, line, "label", f"expected 0 or 1, got {value!r}")
-    return int(value)
+    return int(exact)
 
 
 def known_tasks() -> list[str]:
@@ -76,7 +233,12 @@ def _task_mismatch(file_task, run_task: str, task_advice: str) -> str:
 def _json_error(error: json.JSONDecodeError) -> str:
     """Where JSON broke, as a column of the line (its line ending stripped: a line cut short breaks at
     its end, not at "line 2 column 1")."""
-    ended = " (the line ends there: cut short?)" if error.pos >= len(error.doc) else ""
+    if error.pos >= len(error.doc):
+        ended = " (the line ends there: cut short?)"
+    elif error.msg.startswith("Unterminated string"):  # JSON reports where the string started
+        ended = " (the line ends inside it: cut short?)"
+    else:
+        ended = ""
     return f"malformed JSON: {error.msg} (column {error.pos + 1}){ended}"
 
 
@@ -104,7 +266,8 @@ def read_jsonl(
     ``task_cfg.target_field``.
 
     ``null_target`` decides what happens to rows whose target (category path or
-    item title) is JSON ``null`` — the real QI training set has a few hundred:
+    item title) is JSON ``null`` — the real QI training set has a few hundred — or
+    a string with no visible character (``""``, blanks, zero-width or control characters):
     ``"drop"`` removes them, ``"empty"`` keeps them with target ``""`` and
     ``"error"`` raises.  When ``require_label`` is false the label is optional,
     but it must then be present on all rows or on none; it is kept when present
@@ -137,29 +300,38 @@ def read_jsonl(
     n_null = 0
     labelled: bool | None = None  # decided by the first row
     first_line = 0
+    parser = LineParser()
 
     with p.open("rb") as fh:
         for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
             try:
                 text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
             except UnicodeDecodeError as e:
                 raise DataError(spath, lineno, "<json>", f"line is not valid UTF-8 ({e.reason})") from None
+            if not text.strip(" \t\r\n"):  # blank: JSON's whitespace only (a BOM alone on line 1 too)
+                continue
+            if text.startswith("\ufeff"):  # allowed before line 1 only (decoded away there)
+                raise DataError(spath, lineno, "<json>", "a byte order mark (BOM) starts this line, not the file: "
+                                                         "files joined together? remove it")
             try:
-                obj = json.loads(text.rstrip("\r\n"))
+                obj, suspect = parser.parse(text.rstrip("\r\n"))
             except json.JSONDecodeError as e:
                 raise DataError(spath, lineno, "<json>", _json_error(e)) from None
+            except RecursionError:
+                raise DataError(spath, lineno, "<json>", "arrays or objects nested too deeply to read") from None
             if not isinstance(obj, dict):
-                raise DataError(spath, lineno, "<json>", f"expected a JSON object, got {type(obj).__name__}")
+                raise DataError(spath, lineno, "<json>", f"expected a JSON object, got {json_type(obj)}")
             n_rows += 1
+            if suspect:
+                _check_writable(obj, spath, lineno)
 
             for name in required:
                 if name not in obj:
                     raise DataError(spath, lineno, name, "missing required field")
 
             rid = obj["id"]
-            if isinstance(rid, bool) or not isinstance(rid, (int, str)) or (isinstance(rid, str) and not rid.strip()):
+            if (isinstance(rid, bool) or not isinstance(rid, (int, str))
+                    or (isinstance(rid, str) and not has_visible_text(rid))):
                 raise DataError(spath, lineno, "id", f"expected an integer or non-empty string, got {rid!r}")
 
             ftask = obj["task"]
@@ -176,17 +348,21 @@ def read_jsonl(
             _check_language(lang, known_languages, spath, lineno)
 
             query = obj["origin_query"]
-            if not isinstance(query, str) or not query.strip():
+            if not isinstance(query, str) or not has_visible_text(query):
                 raise DataError(spath, lineno, "origin_query", f"expected a non-empty string, got {query!r}")
 
+            # A target with nothing to read (null, "", blank, only control or zero-width characters) is a
+            # missing target, whichever way the file spells it: the null_target policy decides.
             target = obj[target_field]
-            is_null = target is None
+            if target is not None and not isinstance(target, str):
+                raise DataError(spath, lineno, target_field, f"expected a string, got {target!r}")
+            is_null = target is None or not has_visible_text(target)
             if is_null:
                 if null_target == "error":
-                    raise DataError(spath, lineno, target_field, "is null (use null_target='drop' or 'empty')")
+                    said = "is null" if target is None else f"has no text ({target!r})"
+                    raise DataError(spath, lineno, target_field,
+                                    f"{said} (use null_target='drop' or 'empty' to drop or keep such rows)")
                 n_null += 1
-            elif not isinstance(target, str):
-                raise DataError(spath, lineno, target_field, f"expected a string, got {target!r}")
 
             # A label is "present" when the key exists and is not null.
             has_label = obj.get("label") is not None
@@ -222,7 +398,8 @@ def read_jsonl(
     if n_rows == 0:
         raise DataError(spath, 0, "<file>", "file has no rows")
     if not cols["id"]:
-        raise DataError(spath, 0, "<file>", f"all {n_rows} rows had a null {target_field} and were dropped")
+        raise DataError(spath, 0, "<file>", f"all {n_rows} rows had a null or empty {target_field} and were dropped "
+                                         "(null_target='drop')")
 
     n_kept = len(cols["id"])
     cols["source"] = [ORIGINAL_SOURCE] * n_kept
