@@ -19,7 +19,7 @@ SERVER_AUTH_DIR ?= $(CURDIR)/mlartifacts/server-auth
 SERVER_AUTH_DB ?=
 SERVER_DEFAULT_PERMISSION ?= READ
 
-.PHONY: install demo test test-integration test-slow test-full ui server sweep-smoke ablation-cpu controls compare power notebook clean-cache
+.PHONY: install demo test test-integration test-slow test-full ui server sweep-smoke ablation-cpu controls compare power notebook register serve clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -74,6 +74,18 @@ controls: install
 compare: install
 	$(PY) -m relevance.compare $(ARGS)
 
+## register: the latest sweep's best run on dev as a new version of relevance-<task>, alias champion (docs/registry.md);
+## ARGS="run=<id> alias=... name=..." to choose
+register: install
+	$(PY) -m relevance.register $(or $(ARGS),sweep=latest alias=champion)
+
+## serve: `mlflow models serve` for a registered version on 127.0.0.1:$(SERVE_PORT) (POST /invocations; docs/registry.md)
+SERVE_MODEL ?= models:/relevance-qc@champion
+SERVE_PORT ?= 5002
+serve: install
+	PATH="$(abspath $(VENV))/bin:$$PATH" MLFLOW_TRACKING_URI="$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}" \
+		$(VENV)/bin/mlflow models serve -m "$(SERVE_MODEL)" --env-manager local --host 127.0.0.1 --port $(SERVE_PORT)
+
 ## power: from a pilot sweep, the smallest delta N seeds detect and the seeds a delta needs; ARGS as for compare
 power: install
 	$(PY) -m relevance.compare.power $(ARGS)
@@ -81,7 +93,7 @@ power: install
 ## notebook: execute the comparison notebook into outputs/compare_runs.ipynb; ARGS as for compare (the latest sweep by default)
 notebook: install
 	mkdir -p outputs
-	RELEVANCE_COMPARE_ARGS="$(ARGS)" $(PY) -c "import nbformat, nbclient; nb = nbformat.read('notebooks/compare_runs.ipynb', 4); nbclient.NotebookClient(nb, timeout=1800, resources={'metadata': {'path': 'notebooks'}}).execute(); nbformat.write(nb, 'outputs/compare_runs.ipynb')"
+	RELEVANCE_COMPARE_ARGS="$(ARGS)" $(PY) -c "import nbformat; from relevance.runtime import execute_notebook; nb = nbformat.read('notebooks/compare_runs.ipynb', 4); execute_notebook(nb, 'notebooks'); nbformat.write(nb, 'outputs/compare_runs.ipynb')"
 
 ## ui: the MLflow UI over the store train logs to (conf/ui.yaml), on 127.0.0.1:5000; ARGS="port=5001 ..."
 ui: install

@@ -58,7 +58,27 @@ def save_model_folder(model_dir: Path, cfg: DictConfig, loaded, thresholds: Thre
         run_cfg.quant.compute_dtype = str(loaded.compute_dtype).removeprefix("torch.")
     (model_dir / RUN_CONFIG_FILE).write_text(OmegaConf.to_yaml(run_cfg))
     (model_dir / DATA_SUMMARY_FILE).write_text(json.dumps({"train_languages": train_languages}))
+    write_portable_description(model_dir, run_cfg, loaded, thresholds)
     return model_dir
+
+
+def write_portable_description(model_dir: Path, run_cfg: DictConfig, loaded, thresholds: Thresholds) -> None:
+    """What makes the folder usable away from this clone (docs/portable-model.md): the base named portably
+    (`base_model.json`, and the adapter's `base_model_name_or_path`, instead of a path into this machine's
+    cache: relevance/modeling/base_reference.py) and the model card (`model_card.json`, `README.md`:
+    relevance/model_card.py). Written before training digests the folder."""
+    from relevance.model_card import card_facts, write_model_card
+    from relevance.modeling.base_reference import base_record, write_base_record
+    from relevance.modeling.quantization import weights_dtype
+
+    record = base_record(run_cfg.model, loaded.source, run_cfg.paths.cache_dir)
+    write_base_record(model_dir, record)
+    threshold_file = json.loads((model_dir / "threshold.json").read_text())
+    compute = loaded.compute_dtype
+    facts = card_facts(run_cfg, loaded.tokenizer, loaded.head, thresholds, threshold_file, record,
+                       compute_dtype=str(compute).removeprefix("torch.") if compute is not None else "float32",
+                       weights_dtype=str(weights_dtype(run_cfg.quant, run_cfg.peft, compute)).removeprefix("torch."))
+    write_model_card(model_dir, facts)
 
 
 def read_run_config(model_dir: Path, cache_dir: str, run: str | None = None) -> DictConfig:
@@ -97,8 +117,23 @@ def load_model_folder(model_dir: Path, cache_dir: str, *, compute_dtype: str, tr
 
 
 def download_model_folder(client: MlflowClient, run_id: str, work_dir: Path) -> Path:
-    """The run's logged `model/` folder, downloaded under `work_dir`."""
-    return Path(client.download_artifacts(run_id, MODEL_ARTIFACT, str(work_dir)))
+    """The run's logged `model/` folder, downloaded under `work_dir` (a full disk there: DiskFullError naming it,
+    not MLflow's "Failed to download artifacts")."""
+    from relevance.files import disk_full_in, free_bytes, full_disk_error
+
+    try:
+        return Path(client.download_artifacts(run_id, MODEL_ARTIFACT, str(work_dir)))
+    except Exception as error:
+        # MLflow keeps a failed file's cause to its debug log: a download folder without room for it is the cause
+        if disk_full_in(error) is None:
+            try:
+                needed = sum(item.file_size or 0 for item in client.list_artifacts(run_id, MODEL_ARTIFACT))
+            except Exception:  # noqa: BLE001 - the download's own error is the one to report then
+                raise error from None
+            if (free_bytes(work_dir) or 0) >= needed:
+                raise
+        raise full_disk_error(error, {"the download folder (TMPDIR for predict)": work_dir},
+                              f"downloading run {run_id}'s {MODEL_ARTIFACT}/") from error
 
 
 def fetch_model_folder(client: MlflowClient, run_id: str, work_dir: Path, *, allow_unverified: bool = False,

@@ -237,9 +237,16 @@ class TrackingConfig:
     resume_killed: bool = True
     heartbeat_seconds: float = 30.0  # a running run's `relevance.heartbeat` tag is refreshed this often
     stale_after_seconds: float = 300.0  # a RUNNING run silent this long has vanished (kill -9, node loss)
+    # A store locked by another process: each call tried again this many times, waiting store_retry_seconds,
+    # doubled after each try (relevance.tracking.store_retry; docs/failures.md)
+    store_retries: int = 5
+    store_retry_seconds: float = 2.0
     # Signals that stop a run as KILLED after a checkpoint: SIGTERM (timeout, SLURM, Kubernetes), SIGUSR1
     # (SLURM's pre-timeout signal with `#SBATCH --signal=USR1@120`).
     stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1"])
+    # MLflow system metrics (system/cpu_utilization_percentage, memory; GPU with nvidia-ml-py) every N seconds
+    system_metrics: bool = True
+    system_metrics_interval_s: float = 5.0
 
 
 @dataclass
@@ -605,3 +612,6 @@ def _tracking_problems(tracking: DictConfig):
         yield (f"tracking.heartbeat_seconds={tracking.heartbeat_seconds}, stale_after_seconds="
                f"{tracking.stale_after_seconds}: the heartbeat must be positive and more frequent than "
                "the staleness limit (e.g. 30 and 300)")
+    if tracking.system_metrics and not tracking.system_metrics_interval_s > 0:
+        yield (f"tracking.system_metrics_interval_s={tracking.system_metrics_interval_s}: must be positive "
+               "(e.g. 5), or set tracking.system_metrics=false")

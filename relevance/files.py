@@ -128,3 +128,75 @@ def _raise_if_disk_full(error: OSError, path: Path) -> None:
     """A full disk becomes DiskFullError naming `path`; any other OSError is left to its raiser."""
     if error.errno == errno.ENOSPC and not isinstance(error, DiskFullError):
         raise disk_full(path, error) from error
+
+
+# -- a full disk, wherever the error came from ---------------------------------------------------
+
+DISK_FULL_WORDS = ("no space left on device", "storagefull", "database or disk is full")
+
+
+def disk_full_in(exc: BaseException | None) -> BaseException | None:
+    """The link of `exc`'s chain (its causes and contexts) that says a disk is full: an OSError with
+    errno ENOSPC, or an error of a library that says it in words only (safetensors: "IoError(Os { code:
+    28, kind: StorageFull, message: "No space left on device" })", SQLite: "database or disk is full");
+    None when no link does."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return exc
+        if any(words in str(exc).lower() for words in DISK_FULL_WORDS):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def free_bytes(path: str | os.PathLike[str]) -> int | None:
+    """Free bytes on the disk that holds `path` (or would: its nearest existing parent); None if unknown."""
+    import shutil
+
+    path = Path(path).absolute()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            try:
+                return shutil.disk_usage(candidate).free
+            except OSError:
+                return None
+    return None
+
+
+def human_bytes(count: int | None) -> str:
+    if count is None:
+        return "? bytes"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count} B"
+
+
+def full_disk_error(exc: BaseException, folders: dict[str, str | os.PathLike[str]], doing: str) -> DiskFullError:
+    """`exc` (a full disk: `disk_full_in`) as a DiskFullError naming the disk that filled: of `folders`
+    (what each is → its path: "the run's output folder" → …) and the files the error names, the one with
+    the least space left, with how much is left and what to do."""
+    cause = disk_full_in(exc) or exc
+    folders = {label: Path(path) for label, path in folders.items() if path}
+    named = [Path(str(name)) for name in (getattr(cause, "filename2", None), getattr(cause, "filename", None)) if name]
+    ordered = [(next((label for label, folder in folders.items() if _is_within(file, folder)), "the file"), file)
+               for file in named] + list(folders.items())  # on a tie, what the error names wins
+    spaces = [free_bytes(path) for _, path in ordered]
+    known = [index for index, space in enumerate(spaces) if space is not None]
+    index = min(known, key=lambda i: spaces[i]) if known else 0
+    label, path = ordered[index] if ordered else ("a disk", Path("?"))
+    return DiskFullError(errno.ENOSPC, f"no space left on the device while {doing}: {label} ({path}) has "
+                                       f"{human_bytes(spaces[index] if ordered else None)} free. Free space on "
+                                       f"that disk, or point it elsewhere, and run again (the error: "
+                                       f"{type(cause).__name__}: {str(cause)[:300]})", str(path))
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.absolute().relative_to(folder.absolute())
+        return True
+    except ValueError:
+        return False

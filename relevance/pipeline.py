@@ -24,7 +24,9 @@ from relevance.evaluation.threshold import ThresholdPolicy
 from relevance.modeling.batching import eval_token_budget
 from relevance.modeling.inputs import collator, encode_table
 from relevance.modeling.loader import load_for_training
+from relevance.runtime import expect_new_head
 from relevance.tracking.mlflow_run import TrackedRun, config_params, run_name_from_overrides
+from relevance.tracking.runs import PURPOSE_TAG, purpose_of
 from relevance.tracking.trainer_callback import MlflowMetricsCallback
 from relevance.tracking.training_run import open_training_run
 from relevance.training.checkpoints import Checkpoints
@@ -57,6 +59,7 @@ def run_training(cfg: DictConfig, context: RunContext) -> RunResult:
     run_name = cfg.tracking.run_name or run_name_from_overrides(context.overrides, cfg)
     # a new MLflow run, or the KILLED run of the same identity continued from its last checkpoint
     with open_training_run(cfg, run_name, context.output_dir) as (run, checkpoints):
+        run.set_tags({PURPOSE_TAG: purpose_of(cfg.model.source)})  # `run=latest` passes over smoke runs
         _log_config(run, cfg, context)
         splits = load_splits(cfg.data, cfg.task)
         train_languages = languages(splits.train)
@@ -122,6 +125,10 @@ def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContex
     started = time.perf_counter()
     set_seed(cfg.seed)  # heads and LoRA start the same whatever ran before (cache misses, augmentation)
     init_adapter = fetch_init_adapter(cfg, context.output_dir / "init_adapter") if cfg.model.init_adapter else None
+    if cfg.head.name == "classifier":
+        expect_new_head([cfg.model.classifier_head])  # transformers' MISSING report of it, replaced by:
+        log.info("classifier head `%s`: %s, trained in full with the LoRA adapter", cfg.model.classifier_head,
+                 "restored from model.init_adapter" if init_adapter else "new (random weights)")
     loaded = load_for_training(cfg, init_adapter)
     run.set_tags({"model.source_digest": loaded.source.digest})
     run.log_metrics({"model_load_seconds": time.perf_counter() - started,
@@ -141,6 +148,7 @@ def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContex
         head=loaded.head, class_weights=class_weights(cfg.trainer.class_weights, mix.table["label"]),
     )
     trainer.train(resume_from_checkpoint=str(checkpoints.resume_from) if checkpoints.resume_from else None)
+    run.training_finished()  # from here, what the store refuses waits on disk (relevance.tracking.pending)
 
     scores = {"dev": dev_scorer.final_scores(trainer.state.global_step)}
     if splits.test is not None:  # scored once, after training: reported, never tuned on

@@ -42,7 +42,8 @@ from relevance.artifacts import TrainedModel, fetch_model_folder, load_model_fol
 from relevance.config import PredictConfig, check_keys_against_schema, register_configs
 from relevance.config_choices import exit_on_unknown_choices
 from relevance.files import atomic_open
-from relevance.runtime import exit_on_sigterm, quiet_third_party_logs
+from relevance.runtime import exit_on_sigterm, expect_new_head, quiet_third_party_logs
+from relevance.tracking.runs import scored_with
 
 register_configs()
 log = logging.getLogger(__name__)
@@ -57,21 +58,29 @@ class RunNotFoundError(LookupError):
 
 
 def find_run(client: MlflowClient, run: str, task_name: str | None) -> str:
-    """A run id as given, or for `latest` the newest finished run that logged a model
-    (of the task named `task_name`, when given)."""
+    """A run id as given, or for `latest` the run `latest_run` means (of the task `task_name`, when given)."""
     if run != "latest":
         return client.get_run(run).info.run_id
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    query = "attributes.status = 'FINISHED' and tags.`relevance.has_model` = 'true'"
-    if task_name:
-        query += f" and tags.task = '{task_name}'"
-    runs = client.search_runs(experiments, query, order_by=["attributes.start_time DESC"],
-                              max_results=1) if experiments else []
-    if not runs:
-        raise RunNotFoundError(f"no finished run with a logged model in {client.tracking_uri}"
-                               + (f" for task {task_name}" if task_name else "")
-                               + ": train one first (python -m relevance.train ...) or pass run=<run id>")
-    return runs[0].info.run_id
+    return latest_run(client, task_name).run.info.run_id
+
+
+def latest_run(client: MlflowClient, task_name: str | None):
+    """`run=latest`: the FINISHED run with a model that ended last and is not a smoke or test run, of the
+    task when given; refused when it could mean runs of different tasks (relevance.tracking.runs.latest_model_run,
+    docs/tour.md)."""
+    from relevance.tracking.runs import LatestRunError, latest_model_run
+
+    try:
+        return latest_model_run(client, task_name)
+    except LatestRunError as exc:
+        raise RunNotFoundError(str(exc)) from None
+
+
+def expect_trained_head(run_cfg: DictConfig) -> None:
+    """The backbone loads without the classifier head, which the run's adapter restores right after: drop
+    transformers' report of the head as MISSING (relevance.runtime.expect_new_head)."""
+    if OmegaConf.select(run_cfg, "head.name") == "classifier":
+        expect_new_head([str(OmegaConf.select(run_cfg, "model.classifier_head", default="score"))])
 
 
 def check_paths(input_path: Path, output_path: Path, null_target: str) -> None:
@@ -256,7 +265,8 @@ def predict_ensemble(client: MlflowClient, members, cfg: DictConfig, input_path:
                                      oof["language"].to_numpy(), policy)
         table = read_input(run_cfgs[0], input_path, cfg.null_target)  # bad input fails before a model loads
         member_scores, train_languages = [], set()
-        for run_id, model_dir, dtype in zip(members.run_ids, model_dirs, dtypes):  # one model in memory at a time
+        for run_id, model_dir, dtype, run_cfg in zip(members.run_ids, model_dirs, dtypes, run_cfgs):  # one at a time
+            expect_trained_head(run_cfg)
             trained = load_model_folder(model_dir, cfg.paths.cache_dir, compute_dtype=dtype,
                                         trust_remote_code=cfg.trust_remote_code, run=run_id)
             member_scores.append(score_table(trained, table, cfg.batch_size))
@@ -283,7 +293,7 @@ def apply_input_strategies(run_cfg: DictConfig, table, train_languages: list[str
 def write_submission(input_path: Path, output_path: Path, scores: np.ndarray, predictions: np.ndarray) -> None:
     """Input objects in input order + prediction + score, written atomically: a crash
     never leaves a half-written file or clobbers an earlier output."""
-    with atomic_open(output_path) as out, open(input_path, encoding="utf-8-sig") as src:  # a BOM, as the reader
+    with atomic_open(output_path) as out, open(input_path, encoding="utf-8-sig", newline="\n") as src:  # a BOM; lines end at \n only, as the reader
         rows = (json.loads(line) for line in src if line.strip())
         for row, score, prediction in zip(rows, scores, predictions, strict=True):
             row["prediction"] = int(prediction)
@@ -324,7 +334,10 @@ def main(cfg: DictConfig) -> None:
     input_path, output = Path(cfg.input), Path(cfg.output)
     check_paths(input_path, output, cfg.null_target)
     client = MlflowClient(cfg.tracking.tracking_uri)
-    members = ensemble_members(client, cfg.run, allow_partial=cfg.allow_partial_folds)
+    from relevance.tracking.registry import resolve_run_reference
+
+    run = resolve_run_reference(client, cfg.run)  # models:/<name>@<alias>, models:/<name>/<version>: its run
+    members = ensemble_members(client, run, allow_partial=cfg.allow_partial_folds)
     if members is not None:
         thresholds, oof, report = predict_ensemble(client, members, cfg, input_path, output)
         print(f"ensemble of {len(members.runs)} fold runs, {members.describe()}: wrote {output} "
@@ -332,18 +345,26 @@ def main(cfg: DictConfig) -> None:
         if report is not None:
             print(format_report(report))
         return
-    run_id = find_run(client, str(cfg.run), cfg.task.name if cfg.task else None)
+    task_name = cfg.task.name if cfg.task else None
+    if str(run) == "latest":
+        latest = latest_run(client, task_name)
+        print(latest.describe(), flush=True)
+        run_id = latest.run.info.run_id
+    else:
+        run_id = find_run(client, str(run), task_name)
     with tempfile.TemporaryDirectory() as work_dir:
         model_dir, run_cfg = open_run(client, run_id, Path(work_dir), cfg)
         check_task(run_id, run_cfg, cfg.task)
         compute_dtype = run_compute_dtype(client, run_id, run_cfg, cfg.compute_dtype)
         table = read_input(run_cfg, input_path, cfg.null_target)  # bad input fails before the model loads
+        expect_trained_head(run_cfg)
         trained = load_model_folder(model_dir, cfg.paths.cache_dir, compute_dtype=compute_dtype,
                                     trust_remote_code=cfg.trust_remote_code, run=run_id)
         report = predict_table(trained, table, input_path, output, cfg.batch_size)
     print(f"run {run_id}: wrote {output} ({describe_thresholds(trained.thresholds)})")
     if report is not None:
         print(format_report(report))
+    print(scored_with(client.get_run(run_id)), flush=True)
 
 
 if __name__ == "__main__":

@@ -24,3 +24,7 @@ def short_id() -> str:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("short_id"):
         OmegaConf.register_new_resolver("short_id", short_id, use_cache=True)
+    if not OmegaConf.has_resolver("demo_folder"):  # conf/data/demo.yaml: one folder per generator setting
+        from relevance.data.demo import demo_folder_name
+
+        OmegaConf.register_new_resolver("demo_folder", demo_folder_name)

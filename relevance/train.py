@@ -6,6 +6,7 @@ record its outcome for the sweep's parent run) is relevance.tracking.job's.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import hydra
@@ -69,7 +70,24 @@ def train(cfg: DictConfig):
         overrides = [o for o in overrides if not o.startswith("experiment=")]
     context = RunContext(output_dir=output_dir, overrides=overrides,
                          hydra_dir=output_dir / hydra_cfg.output_subdir if hydra_cfg.output_subdir else None)
-    return run_training(cfg, context)
+    result = run_training(cfg, context)
+    if hydra_cfg.mode != RunMode.MULTIRUN:  # a sweep's jobs: one summary when the sweep ends (sweep_callback)
+        print_run_summary(cfg, result.run_id)
+    return result
+
+
+def print_run_summary(cfg: DictConfig, run_id: str) -> None:
+    """The run's name and id, key metrics beside predicting every row relevant, its UI links, the next
+    command (relevance.tracking.runs.run_summary). A summary that cannot be built never fails the run."""
+    from relevance.tracking.runs import run_summary
+    from relevance.tracking.store import tracking_client
+
+    try:
+        text = run_summary(tracking_client(str(cfg.tracking.tracking_uri)), run_id)
+    except Exception as exc:  # noqa: BLE001 - the run is logged; only its summary is missing
+        logging.getLogger(__name__).warning("run %s finished; its summary could not be built: %s", run_id, exc)
+        return
+    print("\n" + text, flush=True)
 
 
 if __name__ == "__main__":

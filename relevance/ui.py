@@ -144,6 +144,33 @@ def register_ui_schema() -> None:
 register_ui_schema()
 
 
+def runs_links(tracking_uri: str, base_url: str) -> list[str]:
+    """`runs of <experiment>: <link>` for each of the project's experiments (tagged as such, or named
+    `relevance-*` by an older version), newest sweep first: each link opens the runs table with the key
+    metric columns (relevance.tracking.links). Never stops the UI: a store it cannot read gets a note."""
+    from relevance.tracking.links import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, experiment_runs_link, sweep_runs_link
+    from relevance.tracking.store import tracking_client
+    from relevance.tracking.tags import SWEEP_TAG
+
+    try:
+        client = tracking_client(tracking_uri)
+        lines = []
+        for experiment in client.search_experiments():
+            tags = experiment.tags or {}
+            if tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND and not experiment.name.startswith("relevance-"):
+                continue
+            link = experiment_runs_link(client, experiment.experiment_id, base_url)
+            lines.append(f"runs of {experiment.name}: {link}")
+            sweeps = client.search_runs([experiment.experiment_id], f"tags.`{SWEEP_TAG}` = 'true'",
+                                        order_by=["attributes.start_time DESC"], max_results=1)
+            if sweeps:
+                link = sweep_runs_link(client, experiment.experiment_id, sweeps[0].info.run_id, base_url)
+                lines.append(f"  its newest sweep, '{sweeps[0].info.run_name}': {link}")
+        return lines or [f"no runs yet in {tracking_uri}: train one (make demo), then open the link it prints"]
+    except Exception as exc:  # noqa: BLE001 - the UI still serves; only the links are missing
+        return [f"(could not list the experiments' runs links: {exc})"]
+
+
 @hydra.main(config_path="../conf", config_name="ui", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     check_keys_against_schema(cfg, UiConfig)
@@ -154,6 +181,8 @@ def main(cfg: DictConfig) -> None:
     print(f"MLflow UI for {uri}: {server.url}  (server pid {server.process.pid}, log {server.log_path}; "
           "Ctrl-C stops it)", flush=True)
     try:
+        for line in runs_links(uri, server.url):  # inside: a stop while listing still stops the server
+            print(line, flush=True)
         while server.process.poll() is None:
             time.sleep(1)
     except KeyboardInterrupt:

@@ -58,7 +58,7 @@ def cli_env() -> dict[str, str]:
 def run_cli(module: str, args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """`python -m relevance.<module> args...`, exactly as a user runs it, from `cwd`."""
     result = subprocess.run([sys.executable, "-m", f"relevance.{module}", *args], cwd=cwd, env=cli_env(),
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"relevance.{module} failed ({result.returncode}):\n{result.stderr[-6000:]}")
     return result

@@ -65,7 +65,7 @@ def predict_cli(root: Path, cache: Path, run_id: str, input_path: Path, *extra: 
     args = [f"run={run_id}", f"input={input_path}", f"output={root / f'pred-{run_id}.jsonl'}", f"paths.root={root}",
             f"paths.cache_dir={cache}", *extra]
     return subprocess.run([sys.executable, "-m", "relevance.predict", *args], cwd=root,
-                          env={**cli_env(), **(env or {})}, capture_output=True, text=True, timeout=900)
+                          env={**cli_env(), **(env or {})}, capture_output=True, text=True)
 
 
 def dev_file(cache: Path) -> Path:

@@ -2,7 +2,8 @@
 `make server`, a Ray head node, a one-node SLURM cluster (munged + slurmctld + slurmd).
 
 Each is a context manager that stops what it started, by process id or process group, also when
-the test fails, and that skips the test, saying what to install, when a program is missing.
+the test fails, and that skips the test (fails it under CI=true: tests/requirements.py), saying what to
+install, when a program is missing.
 Everything listens on loopback only: PostgreSQL and MLflow bind 127.0.0.1; Ray and SLURM, which
 listen on every interface, run in a private network namespace whose only interface is loopback
 (loopback_network). State lives in a fresh temp folder, removed afterwards.
@@ -24,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-import pytest
-
 from relevance.ui import MlflowServer, _group_alive, _wait_until_healthy, free_port
 from tests.conftest import REPO, cli_env
+from tests.requirements import missing, require_module, require_program, require_root
 
 LOCALHOST = "127.0.0.1"
 
@@ -74,19 +74,15 @@ def short_temp_dir(prefix: str) -> Path:
     return path
 
 
-def require(program: str, install: str) -> str:
-    found = shutil.which(program, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
-    if not found:
-        pytest.skip(f"{program} not found: {install}")
-    return found
+require = require_program  # skips, or fails under CI=true (tests/requirements.py)
 
 
 def relevance_cli(module: str, args: list[str], cwd: Path, env: dict[str, str] | None = None,
-                  timeout: float = 600, prefix: list[str] | None = None) -> subprocess.CompletedProcess:
+                  prefix: list[str] | None = None) -> subprocess.CompletedProcess:
     """`python -m relevance.<module> args...` from `cwd` with `env` added to the tests' clean
     environment (`prefix`: e.g. the command entering loopback_network())."""
     result = subprocess.run([*(prefix or []), sys.executable, "-m", f"relevance.{module}", *args], cwd=cwd,
-                            env={**cli_env(), **(env or {})}, capture_output=True, text=True, timeout=timeout)
+                            env={**cli_env(), **(env or {})}, capture_output=True, text=True)
     assert result.returncode == 0, f"relevance.{module} failed ({result.returncode}):\n{result.stderr[-6000:]}"
     return result
 
@@ -108,14 +104,14 @@ def postgres(databases: tuple[str, ...] = ("mlflow",)) -> Iterator[str]:
     user Debian's package creates."""
     bindir = postgres_bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL not found: apt-get install -y postgresql")
+        missing("PostgreSQL (pg_ctl)", "apt-get install -y postgresql")
     run_as = {}
     if os.geteuid() == 0:
         try:
             account = pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root and there is no `postgres` user to run PostgreSQL as "
-                        "(apt-get install -y postgresql creates it)")
+            missing("the `postgres` user to run PostgreSQL as (running as root)",
+                    "apt-get install -y postgresql creates it")
         run_as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
     work = short_temp_dir("relevance-pg-")
     if run_as:
@@ -124,8 +120,7 @@ def postgres(databases: tuple[str, ...] = ("mlflow",)) -> Iterator[str]:
     data, log = work / "data", work / "postgres.log"
 
     def pg(*args: str) -> None:
-        subprocess.run([str(bindir / args[0]), *args[1:]], cwd=work, check=True, capture_output=True, timeout=120,
-                       **run_as)
+        subprocess.run([str(bindir / args[0]), *args[1:]], cwd=work, check=True, capture_output=True, **run_as)
 
     try:
         pg("initdb", "-D", str(data), "-U", "mlflow", "-A", "trust", "-E", "UTF8")
@@ -140,7 +135,7 @@ def postgres(databases: tuple[str, ...] = ("mlflow",)) -> Iterator[str]:
     finally:
         if (data / "postmaster.pid").exists():  # the server this started, by its data folder
             subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], cwd=work,
-                           capture_output=True, timeout=120, **run_as)
+                           capture_output=True, **run_as)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -210,7 +205,7 @@ def ray_head(num_cpus: int = 2, prefix: list[str] | None = None) -> Iterator[Ray
     """`ray start --head --block` on loopback with `num_cpus` CPUs, in its own session: stopping
     that session stops the cluster's processes (GCS, raylet, workers) and nothing else.
     `prefix`: loopback_network()'s, to run it (and its drivers) in that namespace."""
-    pytest.importorskip("ray", reason="Ray not installed: make install (pyproject's cluster extra)")
+    require_module("ray", "make install (pyproject's cluster extra)")
     ray = require(str(Path(sys.executable).with_name("ray")), "make install (pyproject's cluster extra)")
     work = short_temp_dir("ray-")
     port, log = free_port(), work / "ray-head.log"
@@ -279,8 +274,7 @@ def slurm_cluster(cpus: int = 2, prefix: list[str] | None = None) -> Iterator[Sl
     """munged (a fresh key) + slurmctld + slurmd on this machine, configured in a temp folder;
     every job still there at the end is cancelled before the daemons stop. slurmctld and slurmd
     listen on every interface: pass loopback_network()'s prefix (and run the clients with it)."""
-    if os.geteuid() != 0:
-        pytest.skip("slurmd runs jobs as their user: it needs root")
+    require_root("slurmd runs jobs as their user")
     munged = require("munged", "apt-get install -y munge")
     slurmctld = require("slurmctld", "apt-get install -y slurm-wlm")
     slurmd = require("slurmd", "apt-get install -y slurm-wlm")

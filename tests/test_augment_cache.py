@@ -107,7 +107,7 @@ def test_concurrent_writers_leave_complete_correct_files_and_no_temp_files(tmp_p
     for p in procs:
         p.start()
     for p in procs:
-        p.join(timeout=300)
+        p.join()
     assert [p.exitcode for p in procs] == [0] * workers, "a worker failed (see its traceback above)"
 
     computes = Counter(log_path.read_text().split())

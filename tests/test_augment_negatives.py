@@ -17,6 +17,7 @@ from relevance.augment.negatives import RELATEDNESS, PairIndex, category_levels,
 from relevance.data.text import normalise_text
 from tests.augment_fixtures import SHARED_QC, context_for, demo_table, pair_set, real_qc_rows, table_of
 from tests.conftest import compose_train
+from tests.requirements import require_path
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +75,8 @@ def test_top_level_category_keeps_level_names_that_contain_commas():
     assert title_tokens("Xiaomo Running Shoes for Men - 42") == {"xiaomo", "running", "shoes", "men"}
 
 
-@pytest.mark.skipif(not (SHARED_QC / "train.jsonl").exists(), reason="real QC rows not available")
 def test_top_levels_of_the_real_paths_are_few_and_never_split_mid_name():
+    require_path(SHARED_QC / "train.jsonl", "the real QC rows")
     real = real_qc_rows(3000)
     tops = {top_level_category(t) for t in real["target"]}
     assert "automobiles, parts & accessories" in tops and "automobiles" not in tops
@@ -238,8 +239,8 @@ def test_relatedness_is_the_tasks_setting_not_its_name(demo_qc, tmp_path):
         build_strategy("easy_neg", {}).generate(demo_qc, unknown)
 
 
-@pytest.mark.skipif(not (SHARED_QC / "train.jsonl").exists(), reason="real QC rows not available")
 def test_hard_neg_on_real_rows_with_the_offline_embedder(tmp_path, embedder):
+    require_path(SHARED_QC / "train.jsonl", "the real QC rows")
     real = real_qc_rows(100)
     context = context_for(real, tmp_path / "cache")
     started = time.perf_counter()

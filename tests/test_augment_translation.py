@@ -13,7 +13,7 @@ from relevance.augment.languages import FLORES, UnknownLanguageError, competitio
 from relevance.augment.mix import build_strategy
 from relevance.augment.pivot import Pivot
 from relevance.augment.translated import Translated, TranslatedOptions
-from relevance.augment.translator import ModelUnavailableError, Translator, make_translator
+from relevance.augment.translator import ModelUnavailableError, Translator, make_translator, resolve_device
 from relevance.modeling.inputs import format_prompt
 from tests.augment_fixtures import build_tiny_nllb, context_for, local_translator, table_of
 
@@ -182,8 +182,9 @@ def test_translation_cache_key_follows_model_languages_and_decoding(tmp_path):
         return make_translator(settings).cache_key(source, target)
 
     base = key()
-    # batch size, device, checks and code spelling do not matter
-    assert base == key(batch_size=3) == key(to="deu_Latn") == key(device="cpu") == key(checks={"language": False})
+    # batch size, checks and code spelling do not matter; the device only as the one `auto` resolves to
+    assert base == key(batch_size=3) == key(to="deu_Latn") == key(device=resolve_device("auto")) == \
+        key(checks={"language": False})
     assert len({base, key(model="org/other"), key(revision="v2"), key(num_beams=4), key(max_new_tokens=32),
                 key(from_="es"), key(to="it"), key(target_language_token="__{iso}__"),
                 key(target_language_as="source_prefix"), key(backend="causal_lm", prompt="{text} ->"),

@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from relevance.data.demo import write_demo_data
-from tests.conftest import REPO, run_cli, task_config, tiny_run_args
+from tests.conftest import run_cli, task_config, tiny_run_args
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +126,12 @@ def test_a_task_mismatch_says_what_to_type_and_that_works(project, shared_cache,
     assert "overall" in result.stdout and len(output.read_text().splitlines()) == 48
 
 
-def test_sigterm_removes_the_half_written_output():
+def test_sigterm_removes_the_half_written_output(tmp_path):
     script = ("from relevance.files import atomic_open\nfrom relevance.runtime import exit_on_sigterm\n"
               "import os, signal, sys\nexit_on_sigterm()\n"
               "with atomic_open(sys.argv[1]) as out:\n    out.write('half')\n    os.kill(os.getpid(), signal.SIGTERM)\n")
-    target = REPO / "outputs" / "sigterm_test" / "out.jsonl"
-    result = subprocess.run([sys.executable, "-c", script, str(target)], cwd=REPO)
+    target = tmp_path / "outputs" / "sigterm_test" / "out.jsonl"  # never the working tree's outputs/
+    result = subprocess.run([sys.executable, "-c", script, str(target)], cwd=tmp_path)
     assert result.returncode == 128 + signal.SIGTERM
     assert not target.exists() and not list(target.parent.glob(".*.tmp"))
 

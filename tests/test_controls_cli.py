@@ -11,6 +11,7 @@ import re
 import pytest
 
 from tests.conftest import SHARED_QC, run_cli
+from tests.requirements import require_path
 from tests.sweep_fixtures import run_sweep
 
 LINE = re.compile(r"^control (positive_label_noise|null_reorder): roc_auc delta [+-]\d\.\d{4} "
@@ -19,8 +20,7 @@ LINE = re.compile(r"^control (positive_label_noise|null_reorder): roc_auc delta 
 
 @pytest.mark.integration  # 6 tiny jobs: make test-integration
 def test_the_controls_sweep_and_its_verdict_lines(tmp_path, shared_cache):
-    if not SHARED_QC.is_dir():
-        pytest.skip(f"{SHARED_QC} is missing")
+    require_path(SHARED_QC, "the real QC rows")
     sweep = run_sweep(tmp_path, shared_cache, "experiment=controls", "model=tiny_random", "trainer=smoke",
                       f"data.dir={SHARED_QC}", "data.max_train_rows=240", "data.max_dev_rows=120",
                       "data.max_test_rows=120", "trainer.epochs=1", "seed=1,2")

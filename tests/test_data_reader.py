@@ -8,6 +8,7 @@ import pytest
 
 from relevance.data import COLUMNS, DataError, read_jsonl
 from tests.conftest import task_config
+from tests.requirements import require_path
 
 REAL_QC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "qc"
 
@@ -178,8 +179,7 @@ def test_the_task_config_names_the_task_and_its_target_field(tmp_path):
 
 def test_real_qc_train():
     path = REAL_QC / "train.jsonl"
-    if not path.exists():
-        pytest.skip(f"real data not present at {path}")
+    require_path(path, "the real QC rows")
     res = read_jsonl(path, task_config("qc"))
     assert len(res.dataset) == 7034
     assert sorted(set(res.dataset["language"])) == ["en", "es", "fr", "ja", "ko", "pt"]

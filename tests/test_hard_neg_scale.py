@@ -234,7 +234,7 @@ def test_bf16_embeddings_agree_with_fp32(titles):
 def test_hard_neg_benchmark_runs_on_a_tiny_size(tmp_path):
     done = subprocess.run([sys.executable, "benchmarks/bench_hard_neg.py", "--targets", "500", "--baseline-targets",
                            "300", "--baseline-embed", "60", "--results-dir", str(tmp_path)],
-                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=600)
+                          cwd=REPO, env=cli_env(), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (result_file,) = tmp_path.glob("hard-neg-*.json")
     report = json.loads(result_file.read_text())

@@ -42,16 +42,15 @@ def start_cli(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def wait_for_checkpoint(folder: Path, min_step: int, process: subprocess.Popen, timeout: float = 240) -> int:
-    """The step of the first complete checkpoint at or after `min_step` in `folder`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def wait_for_checkpoint(folder: Path, min_step: int, process: subprocess.Popen) -> int:
+    """The step of the first complete checkpoint at or after `min_step` in `folder`, however long training
+    takes to get there (no deadline: a busy machine is slow, not wrong); fails if training ends first."""
+    while True:
         steps = [int(p.parent.name.split("-")[1]) for p in folder.glob("checkpoint-*/trainer_state.json")]
         if any(step >= min_step for step in steps):
             return min(step for step in steps if step >= min_step)
-        assert process.poll() is None, f"training ended before a checkpoint at step {min_step}"
+        assert process.poll() is None, f"training ended before a checkpoint at step {min_step} in {folder}"
         time.sleep(0.1)
-    raise AssertionError(f"no checkpoint at step {min_step} or later in {folder} after {timeout} s")
 
 
 def identity_folder(cache: Path, args: list[str]) -> Path:
@@ -83,7 +82,7 @@ def test_sigterm_ends_the_run_killed_and_a_rerun_continues_it_to_the_same_result
     process = start_cli(args, tmp_path, tmp_path / "killed.log")
     wait_for_checkpoint(folder, KILL_AFTER_STEP, process)
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 128 + signal.SIGTERM, (tmp_path / "killed.log").read_text()[-3000:]
+    assert process.wait() == 128 + signal.SIGTERM, (tmp_path / "killed.log").read_text()[-3000:]
 
     client, killed = only_run(tmp_path)
     assert killed.info.status == "KILLED"
@@ -123,7 +122,7 @@ def test_kill_9_of_a_sweep_is_found_and_its_rerun_continues_the_killed_run(tmp_p
     process = start_cli(args, tmp_path, tmp_path / "sweep.log")
     checkpoint_step = wait_for_checkpoint(folder, 2, process)
     process.kill()
-    process.wait(timeout=60)
+    process.wait()
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiments = [e.experiment_id for e in client.search_experiments()]
@@ -154,7 +153,7 @@ def test_sigterm_ends_a_sweep_and_its_parent_killed(tmp_path, shared_cache):
     process = start_cli(args, tmp_path, tmp_path / "sweep.log")
     wait_for_checkpoint(folder, 2, process)
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=120) == 128 + signal.SIGTERM
+    assert process.wait() == 128 + signal.SIGTERM
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     (parent,) = parents_of(client, [e.experiment_id for e in client.search_experiments()])

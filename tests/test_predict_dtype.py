@@ -84,7 +84,7 @@ def test_bad_overrides_and_auto_are_refused():
 def predict_cli(args: list[str], cwd: Path, extra_env: dict[str, str]) -> subprocess.CompletedProcess:
     """`python -m relevance.predict`, as `run_cli` runs it, with `extra_env` (the hook) added."""
     return subprocess.run([sys.executable, "-m", "relevance.predict", *args], cwd=cwd,
-                          env={**cli_env(), **extra_env}, capture_output=True, text=True, timeout=900)
+                          env={**cli_env(), **extra_env}, capture_output=True, text=True)
 
 
 def train_tiny(root: Path, cache: Path, *extra: str):

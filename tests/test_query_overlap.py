@@ -18,6 +18,7 @@ from relevance.data.overlap import handle_query_overlap, line_of_id, training_qu
 from relevance.data.schema import DataError
 from relevance.data.text import normalise_text
 from tests.conftest import SHARED_QC, compose_train, run_cli, task_config, tiny_run_args
+from tests.requirements import require_path
 
 # --------------------------------------------------------------------------- the overlap of two tables
 
@@ -173,10 +174,10 @@ def test_dropping_may_leave_one_label_and_that_is_an_error(tmp_path):
     assert len(splits_of(folder, "data.query_overlap=keep").dev) == 5
 
 
-@pytest.mark.skipif(not (SHARED_QC / "dev.jsonl").is_file(), reason=f"the real QC files are not in {SHARED_QC}")
 def test_the_real_qc_dev_file_shares_95_queries_127_rows_with_train():
     """Counted by hand (a plain loop over both files, `normalise_text`): 127 of dev.jsonl's 5,740 rows
     carry one of 95 queries of train.jsonl; exact string matches alone find 94 rows."""
+    require_path(SHARED_QC / "dev.jsonl", "the real QC dev rows")
     kept = splits_of(SHARED_QC, "data.query_overlap=keep")
     overlap = kept.query_overlap["dev"]
     assert (overlap.rows, overlap.queries, overlap.dropped, len(kept.dev)) == (127, 95, 0, 5740)

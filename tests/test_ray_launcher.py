@@ -13,12 +13,15 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import CONF_DIR
+from tests.requirements import require_module
 from tests.servers import loopback_network, ray_head, relevance_cli
 from tests.sweep_fixtures import children_of, parents_of
 
 pytestmark = pytest.mark.integration  # a Ray cluster: make test-integration
 
-pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="make install (installs hydra-ray-launcher)")
+@pytest.fixture(autouse=True)
+def _launcher_plugin():
+    require_module("hydra_plugins.hydra_ray_launcher", "make install (installs hydra-ray-launcher)")
 
 
 @pytest.mark.slow  # a Ray cluster and a 3-job sweep: about 70 s

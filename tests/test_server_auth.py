@@ -26,6 +26,7 @@ from mlflow.tracking import MlflowClient
 
 from relevance.server import auth_environment, is_loopback, mlflow_command, parser, wants_auth, without_password
 from tests.conftest import REPO
+from tests.requirements import require_module
 from tests.servers import postgres, relevance_cli, require, tracking_server
 from tests.sweep_fixtures import children_of, parents_of
 
@@ -36,7 +37,7 @@ def make_server_argv(*make_vars: str) -> list[str]:
     """What `make server` would run (make -n), as arguments of relevance.server."""
     make = require("make", "apt-get install -y make")
     printed = subprocess.run([make, "-n", "-s", "-C", str(REPO), "-o", ".venv/.installed", "server", "PY=python",
-                              *make_vars], check=True, capture_output=True, text=True, timeout=60).stdout
+                              *make_vars], check=True, capture_output=True, text=True).stdout
     argv = shlex.split(printed.replace("\\\n", " "))
     assert argv[:3] == ["python", "-m", "relevance.server"], argv
     return argv[3:]
@@ -86,7 +87,7 @@ def rest_status(url: str, user: tuple[str, str] | None = None) -> int:
     if user:
         request.add_header("Authorization", "Basic " + base64.b64encode(":".join(user).encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code
@@ -109,7 +110,7 @@ def refused(call) -> int:
 
 @pytest.mark.integration
 def test_a_server_with_a_login_refuses_strangers_and_serves_its_users(tmp_path, shared_cache, monkeypatch):
-    pytest.importorskip("psycopg", reason="make install (pyproject's cluster extra: psycopg, PostgreSQL's driver)")
+    require_module("psycopg", "make install (pyproject's cluster extra: psycopg, PostgreSQL's driver)")
     from mlflow.server import get_app_client
 
     for key in [k for k in os.environ if k.startswith("MLFLOW_")]:

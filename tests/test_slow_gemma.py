@@ -14,14 +14,14 @@ from relevance.augment.checks import TranslationChecker
 from relevance.augment.translator import make_translator, translator_config
 from relevance.modeling.sources import resolve_model
 from tests.conftest import SHARED_QC, compose_train, run_cli
+from tests.requirements import require_path
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def gemma_run(tmp_path_factory, shared_cache):
-    if not (SHARED_QC / "train.jsonl").exists():
-        pytest.skip(f"real QC rows not found at {SHARED_QC}")
+    require_path(SHARED_QC / "train.jsonl", "the real QC rows")
     root = tmp_path_factory.mktemp("gemma")
     run_cli("train", [
         "model=gemma3_270m", "quant=nf4", "peft=lora", "head=classifier",
@@ -58,8 +58,7 @@ def test_gemma3_270m_translates_real_queries_and_the_checks_sort_them(tmp_path, 
     """`translator=gemma3_270m` (make ablation-cpu's translation arm) on 24 real English QC queries into
     German: the offline weights load once, a share of the outputs pass the checks as German, and the
     checks reject the rest for a named reason. A second call is served from the cache."""
-    if not (SHARED_QC / "train.jsonl").exists():
-        pytest.skip(f"real QC rows not found at {SHARED_QC}")
+    require_path(SHARED_QC / "train.jsonl", "the real QC rows")
     rows = [json.loads(line) for line in (SHARED_QC / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     queries = random.Random(0).sample(sorted({r["origin_query"] for r in rows if r["language"] == "en"}), 24)
     config = translator_config(compose_train(["translator=gemma3_270m"]).translator)

@@ -17,12 +17,15 @@ from mlflow.tracking import MlflowClient
 from sklearn.metrics import f1_score
 
 from tests.conftest import cli_env
+from tests.requirements import require_module
 from tests.servers import postgres, relevance_cli, tracking_server
 from tests.sweep_fixtures import children_of, parents_of
 
 pytestmark = pytest.mark.integration  # PostgreSQL-backed tracking server and parallel sweeps against it: make test-integration
 
-pytest.importorskip("psycopg", reason="make install (pyproject's cluster extra: psycopg, PostgreSQL's driver)")
+@pytest.fixture(autouse=True)
+def _postgres_driver():
+    require_module("psycopg", "make install (pyproject's cluster extra: psycopg, PostgreSQL's driver)")
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +90,11 @@ def test_optuna_trials_from_two_sweeps_share_one_study(tmp_path, shared_cache, d
     do): the study holds both sweeps' trials, and each sweep logs its own as MLflow children.
     The study is created first, as the README says: two first users of an empty database would
     both create Optuna's tables (PostgreSQL: duplicate key on the `studydirection` type)."""
-    optuna = pytest.importorskip("optuna")
+    optuna = require_module("optuna", "make install")
     storage = f"{database_server}/optuna"
     subprocess.run([str(Path(sys.executable).with_name("optuna")), "create-study", "--storage", storage,
                     "--study-name", "shared", "--direction", "maximize", "--skip-if-exists"], check=True,
-                   capture_output=True, timeout=120)
+                   capture_output=True)
     args = ["-m", "experiment=optuna_lr_rank", "model=tiny_random", "trainer=smoke", "trainer.epochs=1",
             "data.max_train_rows=240", "trainer.num_threads=1", f"paths.cache_dir={shared_cache}",
             "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage='{storage}'", "hydra.sweeper.study_name=shared"]
@@ -101,7 +104,7 @@ def test_optuna_trials_from_two_sweeps_share_one_study(tmp_path, shared_cache, d
         root.mkdir()
         sweeps.append(subprocess.Popen([sys.executable, "-m", "relevance.train", *args], cwd=root, env=cli_env(),
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = [sweep.communicate(timeout=600)[0] for sweep in sweeps]
+    outputs = [sweep.communicate()[0] for sweep in sweeps]
     assert [sweep.returncode for sweep in sweeps] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
 
     study = optuna.load_study(study_name="shared", storage=storage)

@@ -20,6 +20,7 @@ from relevance.predict import apply_input_strategies
 from tests.augment_fixtures import (NO_CHECKS, build_tiny_madlad, build_tiny_nllb, context_for, demo_table,
                                     local_translator, table_of)
 from tests.conftest import compose_train, run_cli, tiny_run_args
+from tests.requirements import require_module
 
 
 def translator_group(name: str, *overrides: str) -> dict:
@@ -257,7 +258,7 @@ def test_a_run_logs_rejections_per_language_and_the_sample_of_pairs(tmp_path, sh
 # -- CTranslate2 ------------------------------------------------------------------------------
 
 def test_ctranslate2_converts_once_and_decodes_as_transformers_does(tmp_path, monkeypatch):
-    pytest.importorskip("ctranslate2")
+    require_module("ctranslate2", "make install (pyproject's fast extra)")
     model = build_tiny_nllb(tmp_path / "nllb", seed=3)
     texts = ["tapis de yoga", "coque", "chaussures de course", "robe noire femme"]
     reference = make_translator(local_translator(model, max_new_tokens=6), cache_dir=tmp_path / "hf" / "augment",

@@ -1,14 +1,17 @@
-"""The MLflow UI over a real sweep's store, in headless Chromium: the runs table lists the
-sweep's child runs with their dev_f1 column. The UI is `python -m relevance.ui` (what `make ui`
+"""The MLflow UI over a real sweep's store, in headless Chromium: the link `make ui` prints opens the
+sweep's runs table with their test_f1 and test_roc_auc columns, nothing clicked in (relevance/tracking/links.py).
+The UI is `python -m relevance.ui` (what `make ui`
 runs) on a free loopback port; its `mlflow server` runs in its own process group, and SIGTERM
 to the UI stops the whole group.
 
 Needs Debian's chromium + chromium-driver (`apt-get install -y chromium chromium-driver`). The
-config test at the end is fast.
+screenshot stays under the test's tmp_path (pytest prints it) and is copied to $RELEVANCE_TEST_ARTIFACTS
+when set. The config test at the end is fast.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -25,14 +28,13 @@ from hydra.errors import ConfigCompositionException
 
 from relevance.ui import _group_alive, port_open, register_ui_schema
 from tests.conftest import CONF_DIR, cli_env
+from tests.requirements import require_module, require_path
 from tests.sweep_fixtures import smoke_sweep  # noqa: F401
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 UI_LINE = re.compile(r"MLflow UI for \S+: (?P<url>http://\S+)  \(server pid (?P<pid>\d+), log (?P<log>\S+);")
-# the "+" button in the Run Name cell of a parent row (the sweep's), which shows its child runs
-EXPANDER = ("//div[@role='gridcell'][contains(@col-id, 'Run Name')][.//*[starts-with(normalize-space(text()), "
-            "'sweep ')]]//button")
+ARTIFACTS_ENV = "RELEVANCE_TEST_ARTIFACTS"  # a folder to keep the screenshot in (CI uploads it)
 
 
 def shows(text: str, value: float) -> bool:
@@ -65,7 +67,7 @@ class RunningUi:
     def stop(self) -> int:
         """SIGTERM to the UI process, as `kill` would; returns its exit code (128 + SIGTERM)."""
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=60)
+        return self.process.wait()
 
 
 def start_ui(tracking_uri: str, output: Path, timeout: float = 120.0) -> RunningUi:
@@ -101,51 +103,82 @@ def chromium_driver(profile_dir: Path):
     return webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
 
 
+def keep_artifact(path: Path) -> Path | None:
+    """Copy a test artifact (the screenshot) to $RELEVANCE_TEST_ARTIFACTS when set (CI uploads that
+    folder); it stays under the test's tmp_path either way. Returns the copy."""
+    folder = os.environ.get(ARTIFACTS_ENV)
+    if not folder:
+        return None
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy2(path, Path(folder) / path.name))
+
+
+def printed_links(ui: RunningUi, timeout: float = 60.0) -> dict[str, str]:
+    """The runs links `relevance.ui` prints under its URL: {experiment name: link, "sweep": link}."""
+    deadline = time.monotonic() + timeout
+    while "runs of " not in ui.output.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(0.5)  # the sweep's line follows its experiment's
+    links = {}
+    for line in ui.output.read_text(errors="replace").splitlines():
+        if found := re.match(r"runs of (\S+): (http://\S+)$", line):
+            links[found[1]] = found[2]
+        elif found := re.match(r"\s+its newest sweep, .*: (http://\S+)$", line):
+            links["sweep"] = found[1]
+    return links
+
+
+def same_page(a: str, b: str) -> bool:
+    """Two links to the same page of the UI, wherever it is served (host and port aside)."""
+    pa, pb = urllib.parse.urlsplit(a), urllib.parse.urlsplit(b)
+    return (pa.path, pa.fragment) == (pb.path, pb.fragment)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent: apt-get install -y chromium "
                                                   "chromium-driver")
-def test_the_ui_shows_the_sweep_children_with_their_f1(smoke_sweep, tmp_path):  # noqa: F811
+def test_the_printed_link_opens_the_sweep_runs_with_their_test_metrics(smoke_sweep, tmp_path):  # noqa: F811
+    """As a person would: start `make ui`'s command, open the sweep link it prints (the same page the sweep
+    printed when it ended), and find the sweep's runs with test_f1 and test_roc_auc already in the table."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
     parent, children = smoke_sweep.parent, smoke_sweep.children
+    experiment = smoke_sweep.client.get_experiment(parent.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     ui = start_ui(smoke_sweep.tracking_uri, tmp_path / "relevance-ui.log")
     driver = None
     try:
         assert port_open(ui.port)
+        links = printed_links(ui)
+        assert set(links) == {experiment.name, "sweep"}, ui.log_tail()
+        assert links["sweep"].startswith(f"{ui.url}/#/experiments/{experiment.experiment_id}/runs?")
+        swept = re.search(r"^  runs:  (http://\S+)$", smoke_sweep.result.stdout, re.MULTILINE)
+        assert swept and same_page(swept[1], links["sweep"]), smoke_sweep.result.stdout[-3000:]
+
         driver = chromium_driver(tmp_path / "chrome-profile")
-        query = urllib.parse.urlencode({"searchFilter": f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"})
-        driver.get(f"{ui.url}/#/experiments/{parent.info.experiment_id}/runs?{query}")
-        wait = WebDriverWait(driver, 90)
+        driver.get(links["sweep"])
+        wait = WebDriverWait(driver, 90, ignored_exceptions=(StaleElementReferenceException,))  # the table redraws
         body = lambda d: d.find_element(By.TAG_NAME, "body").text
-        # the sweep's parent row, with its children nested under it: expand it
-        wait.until(lambda d: parent.info.run_name[:20] in body(d) or all(c.info.run_name in body(d) for c in children))
-        if not all(c.info.run_name in body(driver) for c in children):
-            wait.until(EC.element_to_be_clickable((By.XPATH, EXPANDER))).click()
+        headers = lambda d: [h.text.strip() for h in d.find_elements(By.CSS_SELECTOR, "[role=columnheader]")]
+        cells = lambda d: [c.text for c in d.find_elements(By.CSS_SELECTOR, "[role=gridcell]")]
         wait.until(lambda d: all(c.info.run_name in body(d) for c in children))
+        wait.until(lambda d: {"test_f1", "test_roc_auc"} <= set(headers(d)))
+        for metric in ("test_f1", "test_roc_auc"):
+            wait.until(lambda d: all(any(shows(text, c.data.metrics[metric]) for text in cells(d)) for c in children))
+        assert "Traces" not in headers(driver)  # the training runs table, not MLflow 3's GenAI view
 
-        # add the dev_f1 metric column (Columns → search → tick)
-        wait.until(EC.element_to_be_clickable((By.XPATH, "//button[.//text()[normalize-space()='Columns']]"))).click()
-        search = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "input[placeholder='Search columns']")))
-        search.send_keys("dev_f1")
-        # the item labelled exactly dev_f1 (not the highlighted "dev_f1" inside best_dev_f1)
-        wait.until(EC.element_to_be_clickable(
-            (By.XPATH, "//*[normalize-space(.)='dev_f1' and normalize-space(..)='dev_f1']"))).click()
-        search.send_keys(Keys.ESCAPE)
-        wait.until(lambda d: "dev_f1" in [h.text for h in d.find_elements(By.CSS_SELECTOR, "[role=columnheader]")])
-        wait.until(lambda d: all(any(shows(cell.text, c.data.metrics["dev_f1"]) for cell in
-                                     d.find_elements(By.CSS_SELECTOR, "[role=gridcell]")) for c in children))
-
-        screenshot = tmp_path / "mlflow-ui-sweep.png"
+        screenshot = tmp_path / "mlflow-ui-sweep-runs.png"
         time.sleep(1)
         driver.save_screenshot(str(screenshot))
         assert screenshot.stat().st_size > 10_000
-        print(f"screenshot: {screenshot}")
+        kept = keep_artifact(screenshot)
+        print(f"screenshot: {screenshot}" + (f" (kept: {kept})" if kept else f" (set {ARTIFACTS_ENV} to keep it)"))
     except Exception:
         if driver is not None:
             driver.save_screenshot(str(tmp_path / "failure.png"))
+            keep_artifact(tmp_path / "failure.png")
             print(f"failure screenshot: {tmp_path / 'failure.png'}\nUI output:\n{ui.log_tail()}")
         raise
     finally:

@@ -17,8 +17,8 @@ float32 elsewhere. Texts are batched by token length, so batches carry almost no
 
 Cache: the distinct texts, sorted, are cut into chunks where a text's hash says so (one
 text in `CHUNK_TEXTS` ends a chunk), and each chunk is one ``.npy`` (float16) under
-``<cache_dir>/embeddings`` keyed by (embedder identity with its compute dtype, the chunk's
-texts). A pool that gains or loses a few texts recomputes only the chunks they fall in,
+``<cache_dir>/embeddings`` keyed by (embedder identity with its compute dtype, device kind and
+batch size, the chunk's texts). A pool that gains or loses a few texts recomputes only the chunks they fall in,
 an interrupted run keeps the chunks it finished, and no file or batch holds more than a
 chunk. A chunk is always embedded as a whole, in the same batches, so a text's vector
 depends only on its chunk, never on the list `encode` was called with. Counters:
@@ -110,7 +110,9 @@ class Embedder:
         self.cache = ContentCache(Path(cache_dir) / "embeddings") if cache_dir else None
         self.counters: dict[str, int] = {"embedding_cache_hits": 0, "embedding_cache_misses": 0, "texts_embedded": 0}
         self._source, model_name = resolve_embedder(self.model_id, revision)
-        self.identity = f"{model_name}|{self.dtype}"
+        # everything a stored vector depends on: the model, its compute dtype, the kind of device (its kernels) and
+        # the batch size (a chunk's batches, hence its padding, in bf16 the last bits of each vector)
+        self.identity = f"{model_name}|{self.dtype}|{self.device.split(':')[0]}|batch{self.batch_size}"
         self._model = None
 
     def load(self):

@@ -18,11 +18,16 @@ The backend is the `translator=` config group (conf/translator/<name>.yaml, sche
 
 Shared by all: the language-code map (`relevance.augment.languages.language_fields`),
 batches of `batch_size` texts sorted by length (less padding), a progress bar per language
-pair, and the content-keyed cache: one JSON dict text → translation per (backend, model
-identity, languages, decoding mode and everything that shapes the output: language tokens,
-the rendered prompt) in ``<cache_dir>/translations`` (`ContentCache.update_json`, safe for
-parallel runs). Batch size and device are not part of the key. `counters` counts distinct
-texts found (``cache_hits``) and translated (``cache_misses``), and model loads.
+pair, and the content-keyed cache: one JSON dict text → translation per (backend, the
+translator's identity, languages, decoding mode and everything that shapes the output: language
+tokens, the rendered prompt) in ``<cache_dir>/translations`` (`ContentCache.update_json`, safe
+for parallel runs). The identity is the weights (a hub id at the commit its revision resolves to,
+a directory by path, a GGUF package at its installed version, a tiny model by its spec) and the
+numerics (device type and dtype: bf16 on CUDA, fp32 on CPU). A text's translation depends on
+that text and that identity only, never on the other texts of its batch (which depend on what the
+cache already held): batch size is not part of the key, and a causal LM's token budget is each
+text's own (`CausalLMTranslator.token_budget`). `counters` counts distinct texts found
+(``cache_hits``) and translated (``cache_misses``), and model loads.
 
 Loading is offline-first: a local directory is used as is; a hub id is tried from the local
 hub cache first, and only when the hub answers is it downloaded; ``gguf_package`` and
@@ -33,6 +38,7 @@ network the run stops at once saying which setting to point at a local copy.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -112,10 +118,43 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def model_identity(model_id: str, revision: str | None) -> str:
-    """What goes into cache keys for a model: a local directory by absolute path, a hub id with its revision."""
+    """What goes into cache keys for a model: a local directory by absolute path, a hub id at the commit its
+    revision resolves to (`hub_commit`)."""
     path = Path(model_id).expanduser()
-    name = str(path.resolve()) if path.is_dir() else model_id
-    return f"{name}@{revision}" if revision else name
+    if path.is_dir():
+        return f"{path.resolve()}@{revision}" if revision else str(path.resolve())
+    return f"{model_id}@{hub_commit(model_id, revision)}"
+
+
+def hub_commit(model_id: str, revision: str | None) -> str:
+    """The commit a hub id's `revision` (None: ``main``) names, read from the local hub cache without network:
+    a commit hash as is; a branch or tag by the commit the cache recorded for it. A revision the cache has
+    not seen stays as written (``main``): its first download then keys the next run by its commit, so a
+    moved branch is never served from the old commit's translations."""
+    revision = revision or "main"
+    if len(revision) == 40 and all(c in string.hexdigits for c in revision):
+        return revision.lower()
+    from huggingface_hub import constants
+
+    ref = Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}" / "refs" / revision
+    try:
+        return ref.read_text(encoding="utf-8").strip() or revision
+    except OSError:
+        return revision
+
+
+@functools.cache
+def package_version(package: str) -> str:
+    """The installed version of the distribution that provides import package `package` (a GGUF weights
+    package: a new release may ship other weights under the same file name)."""
+    from importlib import metadata
+
+    for name in [package, *metadata.packages_distributions().get(package, [])]:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not-installed"
 
 
 def translator_config(settings: TranslatorConfig | DictConfig | dict | None = None) -> TranslatorConfig:
@@ -183,13 +222,28 @@ class Translator:
         self._device = None
 
     @property
-    def identity(self) -> str:
+    def weights_identity(self) -> str:
+        """Which weights: a hub id at its commit, a directory, a GGUF package at its version, a tiny spec."""
         cfg = self.config
         if cfg.source == "tiny_random":
             return f"tiny:{make_key(dataclasses.asdict(cfg.tiny))[:16]}"
         if cfg.source == "gguf_package":
-            return f"gguf:{cfg.model}/{cfg.gguf_file}"
+            return f"gguf:{cfg.model}=={package_version(cfg.model)}/{cfg.gguf_file}"
         return model_identity(cfg.model, cfg.revision)
+
+    @property
+    def identity(self) -> str:
+        """The weights and the numerics they run in (device type, dtype): what a translation is a function of,
+        with the text and the decoding settings."""
+        device, dtype = self.runtime()
+        return f"{self.weights_identity}|{device.split(':')[0]}|{str(dtype).removeprefix('torch.')}"
+
+    def runtime(self):
+        """(device, dtype) the model runs in: bf16 on CUDA, fp32 on CPU."""
+        import torch
+
+        device = resolve_device(self.config.device)
+        return device, torch.bfloat16 if device.startswith("cuda") else torch.float32
 
     def output_settings(self, source: str, target: str) -> dict:
         """Everything besides the model and the languages that changes a translation."""
@@ -250,8 +304,7 @@ class Translator:
         if self._model is None:
             import torch
 
-            self._device = resolve_device(self.config.device)
-            dtype = torch.bfloat16 if self._device.startswith("cuda") else torch.float32
+            self._device, dtype = self.runtime()
             name, revision = self._weights()
             tokenizer = load_pretrained(lambda n, kw: self._load_tokenizer(n, kw), name, revision,
                                         what="translation model", setting=self.setting)
@@ -269,8 +322,10 @@ class Translator:
         cfg = self.config
         if cfg.source == "tiny_random" and cfg.tiny is not None and cfg.tiny.architecture in TINY_SEQ2SEQ:
             from relevance.augment.tiny_translators import build_tiny_seq2seq
+            from relevance.modeling.sources import rng_untouched
 
-            return str(build_tiny_seq2seq(cfg.tiny, self._models_dir())), None
+            with rng_untouched():  # built on a cache miss only: the run's random streams must not see it
+                return str(build_tiny_seq2seq(cfg.tiny, self._models_dir())), None
         if cfg.source in ("gguf_package", "tiny_random"):
             from relevance.modeling.sources import resolve_model
 
@@ -416,29 +471,51 @@ class CausalLMTranslator(Translator):
         return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                               add_generation_prompt=True) for p in plain], True
 
-    def _translate_batch(self, batch: list[str], src: str, tgt: str) -> list[str]:
-        import torch
+    def token_budget(self, text_tokens: int) -> int:
+        """New tokens a text of `text_tokens` tokens may get: `max_length_ratio` x its (capped) tokens + 4,
+        at most `max_new_tokens`. The text's own length, never its batch's longest: which texts share a
+        batch depends on what the cache already held."""
+        cfg = self.config
+        return max(1, min(cfg.max_new_tokens, math.ceil(cfg.max_length_ratio * min(cfg.max_input_tokens,
+                                                                                    text_tokens)) + 4))
 
-        cfg, tokenizer, model = self.config, self._tokenizer, self._model
+    def _translate_batch(self, batch: list[str], src: str, tgt: str) -> list[str]:
+        cfg, tokenizer = self.config, self._tokenizer
         text_ids = tokenizer(batch, add_special_tokens=False)["input_ids"]
         batch = [text if len(ids) <= cfg.max_input_tokens else tokenizer.decode(ids[:cfg.max_input_tokens])
                  for text, ids in zip(batch, text_ids)]  # a text's own tokens are capped, not the prompt's
-        prompts, templated = self.prompts(batch, src, tgt)
+        budgets = [self.token_budget(len(ids)) for ids in text_ids]
+        # Greedy decoding: a row's first k tokens do not depend on how many more are generated, so one call
+        # at the batch's largest budget, each row then cut at its own, gives each text what it gets alone.
+        # Beam search ranks hypotheses that the length limit shapes: one call per budget.
+        groups = ([list(range(len(batch)))] if cfg.num_beams == 1 else
+                  [[i for i, b in enumerate(budgets) if b == budget] for budget in sorted(set(budgets))])
+        generated: list[list[int]] = [[] for _ in batch]
+        for rows in groups:
+            output = self._generate_ids([batch[i] for i in rows], max(budgets[i] for i in rows), src, tgt)
+            for i, ids in zip(rows, output):
+                generated[i] = ids[:budgets[i]]
+        self.last_generation["budgets"] = budgets
+        return [self.clean(text, tgt) for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+
+    def _generate_ids(self, texts: list[str], new_tokens: int, src: str, tgt: str) -> list[list[int]]:
+        """The generated token ids of each text's prompt (left-padded batch, greedy or beam search)."""
+        import torch
+
+        cfg, tokenizer, model = self.config, self._tokenizer, self._model
+        prompts, templated = self.prompts(texts, src, tgt)
         inputs = tokenizer(prompts, add_special_tokens=not templated, padding=True,
                            return_tensors="pt").to(self._device)
-        longest = min(cfg.max_input_tokens, max(len(ids) for ids in text_ids))
-        new_tokens = max(1, min(cfg.max_new_tokens, math.ceil(cfg.max_length_ratio * longest) + 4))
         kwargs = {"num_beams": cfg.num_beams, "max_new_tokens": new_tokens, "do_sample": False,
                   "pad_token_id": tokenizer.pad_token_id}
         if cfg.stop:
             kwargs.update(stop_strings=[cfg.stop], tokenizer=tokenizer)
         with torch.inference_mode():
             output = model.generate(**inputs, **kwargs)
-        generated = output[:, inputs["input_ids"].shape[1]:]
+        generated = output[:, inputs["input_ids"].shape[1]:].detach().cpu()
         self.last_generation = {"kwargs": {k: v for k, v in kwargs.items() if k != "tokenizer"},
-                                "prompts": prompts, "output_ids": generated.detach().cpu(), "source": src,
-                                "target": tgt}
-        return [self.clean(text, tgt) for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
+                                "prompts": prompts, "output_ids": generated, "source": src, "target": tgt}
+        return generated.tolist()
 
     def clean(self, text: str, tgt: str) -> str:
         """The first line (up to `stop`), without a repeated ``<Target language>:`` label."""
@@ -466,7 +543,7 @@ class CTranslate2Translator(Seq2SeqTranslator):
         from relevance.modeling.sources import COMPLETE_MARKER, write_directory_atomically
 
         versions = f"{ctranslate2.__version__}|{transformers.__version__}"
-        target = self._models_dir() / f"ct2-{make_key(self.identity, kwargs.get('revision'), versions)[:16]}"
+        target = self._models_dir() / f"ct2-{make_key(self.weights_identity, kwargs.get('revision'), versions)[:16]}"
         if not (target / COMPLETE_MARKER).exists():
             log.info("converting %s to CTranslate2 once (cached at %s)", name, target)
             write_directory_atomically(target, lambda tmp: TransformersConverter(

@@ -51,7 +51,23 @@ def compare(cfg: DictConfig) -> Path:
         where = f"; attached to parent run(s) {', '.join(parents)} under {ARTIFACT_DIR}/"
     print(terminal_report(comparison))
     print(f"\nreport: {report}{where}")
+    print(runs_links(client, parents, list(cfg.experiments)), flush=True)
     return report
+
+
+def runs_links(client: MlflowClient, parents: list[str], experiments: list[str]) -> str:
+    """The runs compared, in the MLflow UI: each sweep parent's runs table, or each experiment's
+    (relevance.tracking.links), with how to open them."""
+    from relevance.tracking.links import experiment_runs_link, sweep_runs_link, ui_base_url
+    from relevance.tracking.runs import ui_hint
+
+    base = ui_base_url(client.tracking_uri)
+    if parents:
+        links = [sweep_runs_link(client, client.get_run(p).info.experiment_id, p, base) for p in parents]
+    else:
+        links = [experiment_runs_link(client, client.get_experiment_by_name(name).experiment_id, base)
+                 for name in experiments]
+    return "\n".join([f"runs:   {link}" for link in links] + [ui_hint(client.tracking_uri)])
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from relevance.compare.aggregates import (language_winners, per_language_f1, report_role, task_means,
                                           unseen_languages)
+from relevance.compare.config_diff import ConfigDiff, config_diff
 from relevance.compare.deltas import add_deltas, choose_baselines, load_run_predictions
 from relevance.compare.labels import label_runs
 from relevance.compare.sample_size import Noise, PowerSettings, undetectable_notes
@@ -52,6 +53,7 @@ class Comparison:
     alpha: float = 0.05  # verdicts: Holm-adjusted p below alpha
     noise: dict[str, dict[str, Noise]] = field(default_factory=dict)  # task → metric → seed and row noise
     power: PowerSettings = field(default_factory=PowerSettings)
+    config_diff: ConfigDiff = field(default_factory=lambda: ConfigDiff([]))  # the config keys that differ, per run
 
     @property
     def tasks(self) -> list[str]:
@@ -101,4 +103,4 @@ def build_comparison(client: MlflowClient, runs: list[Run], title: str = "", bas
                       winners=winners, unseen=unseen, task_means=task_means(frame, role), baselines=baselines,
                       curves=curves, notes=notes, parent_run_ids=list(parent_run_ids or []),
                       n_resamples=n_resamples, report_role=role, per_language_dev=per_language_dev,
-                      groups=groups, alpha=alpha, noise=noise, power=power)
+                      groups=groups, alpha=alpha, noise=noise, power=power, config_diff=config_diff(runs, frame))

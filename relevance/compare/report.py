@@ -1,6 +1,7 @@
 """The comparison as text: a plain-text report for the terminal, and a report folder
 (`report.md`, `report.json` (`report_json`), `comparison.json`, PNG plots) that can be attached to
-the sweep's parent runs."""
+the sweep's parent runs. Beside the metrics, the config keys that differ among the runs, run by run
+(`config_diff`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from relevance.compare.comparison import Comparison
+from relevance.compare.config_diff import LEFT_OUT
 from relevance.compare.report_json import JSON_RUN_COLUMNS, report_json
 from relevance.compare.seeds import GROUP_COLUMNS
 from relevance.compare.tables import groups_table, language_table, means_table, means_title, run_table, winners_table
@@ -49,6 +51,8 @@ def groups_legend(comparison: Comparison) -> str:
 def terminal_report(comparison: Comparison) -> str:
     parts = [f"Comparison of {comparison.title}", "", text_table(*run_table(comparison)), ""]
     parts.append(delta_legend(comparison))
+    parts += ["", f"Config: {comparison.config_diff.summary()}"
+              + (" Each run's values: report.md." if comparison.config_diff.keys else "")]
     if comparison.has_seed_groups or comparison.has_arms:
         parts += ["", "Seed groups (arms against the baseline)", text_table(*groups_table(comparison)),
                   groups_legend(comparison)]
@@ -72,6 +76,7 @@ def markdown_report(comparison: Comparison, plots: dict[str, dict[str, str]]) ->
              f"- baseline per task: {baselines}",
              f"- {delta_legend(comparison)}", "",
              "## Runs", "", markdown_table(*run_table(comparison))]
+    lines += ["", *config_diff_section(comparison)]
     if comparison.has_seed_groups or comparison.has_arms:
         lines += ["", "## Seed groups (arms against the baseline)", "", groups_legend(comparison), "",
                   markdown_table(*groups_table(comparison))]
@@ -87,6 +92,20 @@ def markdown_report(comparison: Comparison, plots: dict[str, dict[str, str]]) ->
     if comparison.notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in comparison.notes]
     return "\n".join(lines) + "\n"
+
+
+def config_diff_section(comparison: Comparison) -> list[str]:
+    """`## Config keys that differ`: each run's value of every resolved config key that is not the same in
+    all the runs compared; the keys they share are not listed."""
+    diff = comparison.config_diff
+    lines = ["## Config keys that differ", "", diff.summary()]
+    if diff.keys:
+        lines += ["", markdown_table(*diff.table()), "",
+                  "`—`: the run has no such key (a strategy's options when it is not in the run's mix, or a key "
+                  "added after the run was logged)."]
+    lines += ["", "Not compared (bookkeeping that differs between runs computing the same thing): "
+              + "; ".join(LEFT_OUT) + "."]
+    return lines
 
 
 def write_plots(comparison: Comparison, out_dir: Path) -> dict[str, dict[str, str]]:
@@ -118,7 +137,7 @@ def comparison_data(comparison: Comparison, plots: dict[str, dict[str, str]]) ->
         "per_language": {t: json.loads(df.to_json(orient="index")) for t, df in comparison.per_language.items()},
         "winners": comparison.winners, "unseen_languages": comparison.unseen,
         "task_means": json.loads(comparison.task_means.to_json(orient="records")), "notes": comparison.notes,
-        "plots": plots,
+        "plots": plots, "config_diff": comparison.config_diff.as_json(),
     }
 
 

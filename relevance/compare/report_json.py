@@ -4,7 +4,9 @@ Per task, the baseline's seed group and every arm compared with it: for F1 and R
 the arm's seeds, the delta against the baseline group with its 95 % interval (seeds, then queries,
 resampled), the two-sided bootstrap p, Holm's p over the task's arms, the verdict at `alpha`,
 P(better) over seed pairs, the per-seed min and max, and the minimal detectable effect (MDE) for the
-arm's seeds and rows. Then every run's row, the power figures per task (`sample_size`) and the notes.
+arm's seeds and rows. Then every run's row, the power figures per task (`sample_size`), the notes, and
+`config_diff`: the resolved config keys whose values differ among the runs, each run's values
+(`relevance.compare.config_diff`; `keys`, `left_out`, `runs`: run_id, label, task, values).
 Missing values (no pairing, no test split) are null.
 """
 
@@ -105,4 +107,5 @@ def report_json(comparison: Comparison) -> dict:
         "runs": json.loads(comparison.runs.reindex(columns=JSON_RUN_COLUMNS).to_json(orient="records")),
         "power": {task: task_power(comparison, task) for task in sorted(comparison.noise)},
         "notes": comparison.notes, "parent_run_ids": comparison.parent_run_ids,
+        "config_diff": comparison.config_diff.as_json(),
     })

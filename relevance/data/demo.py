@@ -332,6 +332,34 @@ def _write_atomic(path: Path, text: str) -> None:
         fh.write(text)
 
 
+#: The fields of a task's config the generator reads (`generate_demo_rows`, file names).
+DEMO_TASK_FIELDS = ("name", "key", "target_field", "demo_targets")
+
+
+@lru_cache(maxsize=1)
+def generator_digest() -> str:
+    """The generator's own version: the SHA-256 of this module's source (its lexicon, rates and code), so a
+    changed generator never reads or rewrites the rows an earlier one wrote."""
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+def demo_folder_name(generate, task_cfg) -> str:
+    """The folder the demo rows of these settings live in (under `<cache>/demo/`, conf/data/demo.yaml's
+    `${demo_folder:${data.generate},${task}}`): ``seed{s}-train{n}-dev{m}-{digest}``, the digest keyed by
+    everything that makes the rows: every generator setting (`data.generate`, whatever fields it has),
+    the task fields the generator reads (`DEMO_TASK_FIELDS`) and the generator's version
+    (`generator_digest`). Two settings differing in any of these never share a folder."""
+    from omegaconf import DictConfig, OmegaConf
+
+    settings = OmegaConf.to_container(generate, resolve=True) if isinstance(generate, DictConfig) else dict(generate)
+    task = {field: (task_cfg.get(field) if hasattr(task_cfg, "get") else getattr(task_cfg, field, None))
+            for field in DEMO_TASK_FIELDS}
+    key = json.dumps({"generate": settings, "task": task, "generator": generator_digest()}, sort_keys=True,
+                     default=str)
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+    return f"seed{settings['seed']}-train{settings['train_rows']}-dev{settings['dev_rows']}-{digest}"
+
+
 def write_demo_data(out_dir, task_cfg, seed: int = 0, train_rows: int = 480,
                     dev_rows: int = 240) -> dict[str, Path]:
     """Write ``<task key>_{train,dev}.jsonl`` into ``out_dir``; return ``{"train": path, "dev": path}``.

@@ -85,7 +85,8 @@ def load_backbone(cfg: DictConfig, source: ResolvedModel, tokenizer, head_cfg: D
                          "of its tokens")
     model.config.pad_token_id = pad_id
     model.config.get_text_config().pad_token_id = pad_id
-    keep_4bit_layers_differentiable(model)
+    if layers := keep_4bit_layers_differentiable(model):
+        log.info("%d 4-bit layers on CPU keep the differentiable kernel (no inference-only repacking)", layers)
     return compute_in(model, compute_dtype)
 
 

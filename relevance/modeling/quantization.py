@@ -116,6 +116,22 @@ def device_map() -> dict[str, int] | None:
     return {"": int(os.environ.get("LOCAL_RANK", 0))}
 
 
+CPU_REPACK_SWITCH = "support_avx512bf16_for_cpu"  # a private attribute of bitsandbytes' Linear4bit (0.50.2 has it)
+
+
+class QuantizationBackendError(RuntimeError):
+    """The installed bitsandbytes does not behave as this project relies on; the message says what to do."""
+
+
+def linear_4bit_layers(model) -> list:
+    """bitsandbytes' `Linear4bit` modules of `model` (none, without importing bitsandbytes, for other models)."""
+    if not any(type(module).__module__.startswith("bitsandbytes") for module in model.modules()):
+        return []
+    import bitsandbytes as bnb
+
+    return [module for module in model.modules() if isinstance(module, bnb.nn.Linear4bit)]
+
+
 def keep_4bit_layers_differentiable(model) -> int:
     """Stop bitsandbytes from repacking 4-bit weights for CPU inference.
 
@@ -125,12 +141,29 @@ def keep_4bit_layers_differentiable(model) -> int:
     frozen base, silently corrupting LoRA gradients. It would also score with bf16 absmax,
     so dev metrics at training time and at predict time would differ. With it off, every
     pass dequantizes (fp32 absmax) to the compute dtype and multiplies with PyTorch's
-    matmul, which on AMX/AVX512-BF16 CPUs is itself a native bf16 kernel. Returns the
-    number of layers changed.
+    matmul, which on AMX/AVX512-BF16 CPUs is itself a native bf16 kernel.
+
+    Returns the number of 4-bit layers on CPU now switched off (each checked after the
+    change); 0 for a model without 4-bit layers or with them on a GPU (no repacking there).
+    Raises `QuantizationBackendError` when a 4-bit layer on CPU has no such switch: the
+    installed bitsandbytes changed its CPU path, and training on would risk exactly the
+    silent corruption above (tests/test_determinism.py holds the promise).
     """
-    changed = 0
-    for module in model.modules():
-        if getattr(module, "support_avx512bf16_for_cpu", False):
-            module.support_avx512bf16_for_cpu = False
-            changed += 1
-    return changed
+    on_cpu = [layer for layer in linear_4bit_layers(model) if layer.weight.device.type == "cpu"]
+    lacking = [layer for layer in on_cpu if not hasattr(layer, CPU_REPACK_SWITCH)]
+    if lacking:
+        import bitsandbytes as bnb
+
+        raise QuantizationBackendError(
+            f"bitsandbytes {bnb.__version__}: its 4-bit layers (Linear4bit) have no `{CPU_REPACK_SWITCH}` "
+            "attribute, which relevance.modeling.quantization.keep_4bit_layers_differentiable turns off so that "
+            "an evaluation pass on CPU cannot make later LoRA gradients wrong. Install a bitsandbytes this project "
+            "was tested with (pip install bitsandbytes==0.50.2), or train without 4-bit on CPU "
+            "(quant=none)")
+    for layer in on_cpu:
+        setattr(layer, CPU_REPACK_SWITCH, False)
+    still_on = [layer for layer in on_cpu if getattr(layer, CPU_REPACK_SWITCH) is not False]
+    if still_on:
+        raise QuantizationBackendError(f"{len(still_on)} 4-bit layers kept `{CPU_REPACK_SWITCH}` on after it was "
+                                       "turned off: the installed bitsandbytes overrides it")
+    return len(on_cpu)

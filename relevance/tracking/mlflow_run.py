@@ -1,5 +1,10 @@
 """One MLflow run per training job: params, tags, metrics, datasets, artifacts; its end
-(FINISHED, FAILED, KILLED with the reason), its heartbeat, and its continuation after a kill."""
+(FINISHED, FAILED, KILLED with the reason), its heartbeat, and its continuation after a kill.
+
+Faults (docs/failures.md): a store locked by another process is waited on (relevance.tracking.store_retry);
+once training has finished (`TrackedRun.training_finished`), what the store still refuses is kept in a
+pending record in the run's output folder (relevance.tracking.pending), never lost; a full disk ends the
+run FAILED with a message naming the disk (relevance.files.full_disk_error)."""
 
 from __future__ import annotations
 
@@ -17,11 +22,16 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from relevance.files import DiskFullError, disk_full_in, full_disk_error
 from relevance.runtime import RunInterrupted
+from relevance.tracking import store_retry
 from relevance.tracking.heartbeat import Heartbeat, liveness_tags
-from relevance.tracking.store import tracking_client
-from relevance.tracking.tags import (KILL_REASON_TAG, PREVIOUS_PARENT_TAG, PREVIOUS_RUN_NAME_TAG, RESUMED_AFTER_TAG,
-                                     RESUMED_FROM_STEP_TAG)
+from relevance.tracking.pending import COMMAND as PENDING_COMMAND
+from relevance.tracking.pending import PendingResults
+from relevance.tracking.store import sqlite_path, tracking_client
+from relevance.tracking.system_metrics import SystemMetrics
+from relevance.tracking.tags import (KILL_REASON_TAG, OUTPUT_DIR_TAG, PREVIOUS_PARENT_TAG, PREVIOUS_RUN_NAME_TAG,
+                                     RESUMED_AFTER_TAG, RESUMED_FROM_STEP_TAG)
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +103,24 @@ def search_all(client: MlflowClient, experiment_ids: list[str], filter_string: s
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    from relevance.tracking.links import experiment_tags, mark_experiment  # the UI's runs pages (links.py)
+
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        mark_experiment(client, experiment.experiment_id, experiment.tags or {})
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location)
+        return client.create_experiment(name, artifact_location=artifact_location, tags=experiment_tags())
     except mlflow.exceptions.MlflowException:
         # A parallel job of the same sweep created it first.
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+class ResultsPendingError(RuntimeError):
+    """Training finished, but the store could not take its results: they wait in a pending record."""
 
 
 @dataclass(frozen=True)
@@ -121,15 +138,35 @@ class TrackedRun:
     KILLED on a stop signal or an interrupt, with the reason (`relevance.kill_reason`): a
     run never stays RUNNING once its process ends. A continued run is this attempt's: it takes
     this attempt's name (the earlier one in `relevance.previous_run_name`) and sheds the
-    earlier attempt's kill reason and error."""
+    earlier attempt's kill reason and error.
 
-    def __init__(self, tracking_cfg: DictConfig, run_name: str, tags: dict[str, str], resume: Resume | None = None):
+    With an `output_dir` (the run's local folder, tagged `relevance.output_dir`): once the caller says
+    `training_finished()`, a call the store refuses (busy through every retry, its disk or the artifact
+    disk full) and every call after it go to a pending record there (relevance.tracking.pending), and the
+    run ends by raising ResultsPendingError, which names the record and the command that logs it. A full
+    disk anywhere ends the run FAILED with a DiskFullError naming the disk (`disk_folders`: what else the
+    run writes to, e.g. {"paths.cache_dir": ...})."""
+
+    def __init__(self, tracking_cfg: DictConfig, run_name: str, tags: dict[str, str], resume: Resume | None = None,
+                 output_dir: Path | None = None, disk_folders: dict[str, Any] | None = None):
         mlflow.set_tracking_uri(tracking_cfg.tracking_uri)
+        store_retry.configure(tracking_cfg)
+        self.tracking_uri = str(tracking_cfg.tracking_uri)
         self.client = tracking_client(tracking_cfg.tracking_uri)
         self.experiment_id = get_or_create_experiment(
             self.client, tracking_cfg.experiment_name, tracking_cfg.artifact_location)
         self.run_name = run_name
         self.tags = dict(tags)
+        self.output_dir = Path(output_dir).absolute() if output_dir is not None else None
+        if self.output_dir is not None:
+            self.tags[OUTPUT_DIR_TAG] = str(self.output_dir)
+        store_file = sqlite_path(self.tracking_uri)
+        self.disk_folders = {"the run's output folder": self.output_dir, **(disk_folders or {}),
+                             "the artifact store (tracking.artifact_location)": tracking_cfg.artifact_location,
+                             "the tracking store (tracking.tracking_uri)": store_file.parent if store_file else None}
+        self._training_finished = False
+        self._pending: PendingResults | None = None
+        self._pending_store_answers = False  # the store took calls after it refused (a full artifact disk)
         parent = os.environ.get(PARENT_RUN_ENV)
         if parent:
             self.tags[PARENT_TAG] = parent
@@ -137,6 +174,7 @@ class TrackedRun:
         self.heartbeat_seconds = float(tracking_cfg.get("heartbeat_seconds") or DEFAULT_HEARTBEAT_SECONDS)
         self.run_id: str | None = None
         self._heartbeat: Heartbeat | None = None
+        self._system_metrics = SystemMetrics(tracking_cfg)  # system/* metrics while open (tracking.system_metrics)
         self._logged_params: dict[str, str] = {}  # a continued run's params: logged once, never changed
         self._logged_datasets: set[tuple[str, str]] = set()
 
@@ -148,8 +186,44 @@ class TrackedRun:
             log.info("MLflow run %s (%s) in experiment %s", self.run_id, self.run_name, self.experiment_id)
         else:
             self._continue(self.resume)
-        self._heartbeat = Heartbeat(self.client, lambda: [self.run_id], self.heartbeat_seconds).start()
+        # the heartbeat never waits out a busy store: a missed beat is tried again at the next one
+        self._heartbeat = Heartbeat(getattr(self.client, "unwrapped", self.client), lambda: [self.run_id],
+                                    self.heartbeat_seconds).start()
+        self._system_metrics.start(self.run_id, resumed=self.resume is not None)
         return self
+
+    def training_finished(self) -> None:
+        """From now on, results the store refuses are kept in a pending record, not lost (see the class)."""
+        self._training_finished = True
+
+    @property
+    def pending(self) -> PendingResults | None:
+        return self._pending
+
+    def _store(self, what: str, call, record) -> None:
+        """`call()`; once the store refused a finished training's results, `record(pending record)` instead.
+        A full disk before training finished is a DiskFullError naming the disk."""
+        if self._pending is None:
+            try:
+                call()
+                return
+            except Exception as exc:
+                busy = isinstance(exc, store_retry.StoreBusyError | store_retry.StoreFullError)
+                full = disk_full_in(exc) is not None
+                if not (busy or full) or not self._training_finished or self.output_dir is None:
+                    if full and not isinstance(exc, DiskFullError):
+                        raise full_disk_error(exc, self._folders(), f"logging {what}") from exc
+                    raise
+                cause = str(exc) if isinstance(exc, DiskFullError) else (
+                    str(full_disk_error(exc, self._folders(), f"logging {what}")) if full else str(exc))
+                self._pending = PendingResults(self.output_dir, self.run_id, self.tracking_uri, cause)
+                self._pending_store_answers = not busy  # the artifact disk is full, the store itself answers
+                log.error("training finished, but the tracking store refused %s (%s): keeping the run's results in "
+                          "%s", what, cause, self._pending.folder)
+        record(self._pending)
+
+    def _folders(self) -> dict[str, Any]:
+        return {label: folder for label, folder in self.disk_folders.items() if folder}
 
     def _continue(self, resume: Resume) -> None:
         """The KILLED run RUNNING again, here, tagged with where it resumes from and after what;
@@ -179,9 +253,20 @@ class TrackedRun:
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self._heartbeat is not None:
             self._heartbeat.stop()
+        self._system_metrics.stop()
         if exc is None:
-            self.client.set_terminated(self.run_id, "FINISHED")
+            self._store("its FINISHED status", lambda: self.client.set_terminated(self.run_id, "FINISHED"),
+                        lambda pending: None)
+            if self._pending is not None:
+                self._end_pending()
         elif isinstance(exc, Exception):
+            if self._pending is not None:  # it failed after all: nothing of it is to be logged as finished
+                self._pending.discard()
+                self._pending = None
+            if disk_full_in(exc) is not None and not isinstance(exc, DiskFullError):
+                clear = full_disk_error(exc, self._folders(), f"run {self.run_id} was writing")
+                self._end_failed(type(clear), clear, tb)
+                raise clear from exc
             self._end_failed(exc_type, exc, tb)
         else:  # a stop signal (RunInterrupted), Ctrl-C, sys.exit
             reason = exc.reason if isinstance(exc, RunInterrupted) else f"{exc_type.__name__}: {exc}".rstrip(": ")
@@ -189,6 +274,29 @@ class TrackedRun:
             self.client.set_terminated(self.run_id, "KILLED")
             log.warning("MLflow run %s KILLED: %s", self.run_id, reason)
         return False
+
+    def _end_pending(self) -> None:
+        """The record finished (to end FINISHED once logged); meanwhile the run FAILED if the store answers
+        (a full artifact disk) or left RUNNING (busy, its disk full); ResultsPendingError says where and
+        what to run."""
+        self._pending.finish("FINISHED")
+        cause = self._pending.record["cause"]
+        state = "RUNNING"
+        if self._pending_store_answers:
+            try:
+                self.client.log_batch(self.run_id, tags=[RunTag(ERROR_TAG, f"results pending in "
+                                                                f"{self._pending.folder}: {cause}"[:5000])])
+                self.client.set_terminated(self.run_id, "FAILED")
+                state = "FAILED"
+            except Exception as failure:  # noqa: BLE001 - the record holds everything; the message says it
+                log.error("run %s: could not be marked FAILED meanwhile: %s: %s", self.run_id,
+                          type(failure).__name__, failure)
+        message = (f"training finished, but the tracking store could not take its results: {cause}. Nothing is "
+                   f"lost: they are kept in {self._pending.folder} (metrics, params, tags, the model and evaluation "
+                   f"artifacts). Run {self.run_id} stays {state} until they are logged, by the next run of this "
+                   f"config or by: {PENDING_COMMAND} {self.output_dir}")
+        log.error(message)
+        raise ResultsPendingError(message)
 
     def _end_failed(self, exc_type, exc, tb) -> None:
         """FAILED with the error: the tag first (a run left RUNNING with it is known to have failed:
@@ -206,34 +314,58 @@ class TrackedRun:
             except Exception as failure:  # noqa: BLE001 - the run's own error must propagate, not this one
                 log.error("MLflow run %s failed (%s) and %s could not be recorded: %s: %s", self.run_id,
                           message[:200], what, type(failure).__name__, failure)
+                if isinstance(failure, store_retry.StoreBusyError | store_retry.StoreFullError):
+                    break  # the store takes nothing now: the next run of the identity ends this one
 
     def log_params(self, params: dict[str, Any]) -> None:
         """Batched; a continued run keeps the params it has (MLflow never changes one: only
         storage paths, such as the new output folder, can differ between the same identity's jobs)."""
         items = [Param(k, _param_value(v)) for k, v in params.items() if k not in self._logged_params]
         for start in range(0, len(items), MAX_PARAMS_PER_CALL):
-            self.client.log_batch(self.run_id, params=items[start:start + MAX_PARAMS_PER_CALL])
+            batch = items[start:start + MAX_PARAMS_PER_CALL]
+            self._store("params", lambda: self.client.log_batch(self.run_id, params=batch),
+                        lambda pending: pending.add("log_params", params={p.key: p.value for p in batch}))
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         for start in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[start:start + 1000])
+            batch = items[start:start + 1000]
+            self._store("metrics", lambda: self.client.log_batch(self.run_id, metrics=batch),
+                        lambda pending: pending.add("log_metrics", metrics={m.key: m.value for m in batch},
+                                                    timestamp=now, step=step))
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._store("tags", lambda: self.client.log_batch(self.run_id, tags=items),
+                    lambda pending: pending.add("set_tags", tags={t.key: t.value for t in items}))
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        self._store(f"the artifact {path}", lambda: self.client.log_artifact(self.run_id, str(path), artifact_path),
+                    lambda pending: pending.add("log_artifact", path=str(Path(path).absolute()),
+                                                artifact_path=artifact_path))
 
     def log_artifacts(self, directory: Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifacts(self.run_id, str(directory), artifact_path)
+        self._store(f"the artifacts {directory}",
+                    lambda: self.client.log_artifacts(self.run_id, str(directory), artifact_path),
+                    lambda pending: pending.add("log_artifacts", path=str(Path(directory).absolute()),
+                                                artifact_path=artifact_path))
 
     def log_dict(self, data: dict, artifact_file: str) -> None:
-        self.client.log_dict(self.run_id, data, artifact_file)
+        self._store(f"the artifact {artifact_file}", lambda: self.client.log_dict(self.run_id, data, artifact_file),
+                    lambda pending: self._keep_for_later(pending, artifact_file,
+                                                         lambda out: json.dump(data, out, indent=2)))
 
     def log_table(self, frame, artifact_file: str) -> None:
-        self.client.log_table(self.run_id, frame, artifact_file)
+        self._store(f"the table {artifact_file}", lambda: self.client.log_table(self.run_id, frame, artifact_file),
+                    lambda pending: self._keep_for_later(pending, artifact_file,
+                                                         lambda out: out.write(frame.to_json(orient="split"))))
+
+    @staticmethod
+    def _keep_for_later(pending: PendingResults, artifact_file: str, write) -> None:
+        kept = pending.keep_file(artifact_file, write)
+        folder = str(Path(artifact_file).parent)
+        pending.add("log_artifact", path=str(kept), artifact_path=None if folder == "." else folder)
 
     def log_dataset(self, frame, name: str, source: str, context: str) -> None:
         """The table as an MLflow dataset (with its digest) attached to this run as an input."""

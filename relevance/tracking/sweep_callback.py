@@ -131,6 +131,9 @@ class MlflowSweepCallback(Callback):
                 log.exception("could not summarise sweep parent %s (%s); ending it FAILED", parent, experiment)
                 MlflowClient(state["tracking_uri"]).set_terminated(parent, "FAILED")
                 statuses.append("FAILED")
+        if not aborted and state.get("parents"):  # what the sweep did, and where to look next
+            from relevance.tracking.runs import print_sweep_summary
+            print_sweep_summary(state["tracking_uri"], list(state["parents"].values()))
         if self.previous_env is None:
             os.environ.pop(PARENT_RUN_ENV, None)
         else:

@@ -27,3 +27,7 @@ RESUMED_AFTER_TAG = "relevance.resumed_after"  # ... after this interruption (th
 PREVIOUS_PARENT_TAG = "relevance.previous_parent"  # a sweep re-run moved the resumed child under its parent
 PREVIOUS_RUN_NAME_TAG = "relevance.previous_run_name"  # a continued run's name before this attempt renamed it
 ENDED_BY_TAG = "relevance.ended_by"  # a failed run ended FAILED by a later run: by whom and why
+
+# results the store could not take when training finished (relevance.tracking.pending)
+OUTPUT_DIR_TAG = "relevance.output_dir"  # the run's local output folder: where a pending record would be
+LOGGED_LATE_TAG = "relevance.logged_late"  # its results were logged later from a pending record: why, when

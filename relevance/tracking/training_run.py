@@ -53,7 +53,8 @@ def open_training_run(cfg: DictConfig, run_name: str, output_dir: Path) -> Itera
             resume, checkpoints = None, Checkpoints(Path(output_dir) / "checkpoints")
         else:
             resume, checkpoints = _resume_point(folder, runs.killed if cfg.tracking.resume_killed else None)
-        with TrackedRun(cfg.tracking, run_name, tags, resume=resume) as run:
+        with TrackedRun(cfg.tracking, run_name, tags, resume=resume, output_dir=output_dir,
+                        disk_folders={"paths.cache_dir (models, caches, checkpoints)": cfg.paths.cache_dir}) as run:
             if checkpoints.folder == folder.path:
                 folder.set_owner(run.run_id)
             try:

@@ -1,0 +1,68 @@
+"""benchmarks/bench_scale.py in its small mode (`--rows 3000`): the generated files are the official ones
+and read as `data=cikm2025` reads them; the table has every stage, and each stage processed the rows it
+should have for that size."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, cli_env
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import bench_scale  # noqa: E402
+
+ROWS = 3000
+
+
+def test_generated_files_are_the_official_ones(tmp_path):
+    written = bench_scale.write_input(tmp_path, ["qc", "qi"], 200, seed=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{split}_{task}.txt" for task in ("QC", "QI") for split in ("train", "dev", "test"))
+    assert written["qi"] == {"train": 200, "dev": 50, "test": 66}
+    qi = [json.loads(line) for line in (tmp_path / "train_QI.txt").read_text().splitlines()]
+    assert len(qi) == 200 and {"id", "language", "origin_query", "item_title", "label"} <= set(qi[0])
+    assert len({r["origin_query"] for r in qi}) < len(qi) / 2  # several titles per query
+    assert len({r["item_title"] for r in qi}) == len(qi)
+    assert all("label" not in json.loads(line) for line in (tmp_path / "test_QC.txt").read_text().splitlines())
+    # deterministic
+    again = bench_scale.write_input(tmp_path / "again", ["qc"], 200, seed=0)
+    assert again["qc"] == written["qc"]
+    assert (tmp_path / "again" / "train_QC.txt").read_bytes() == (tmp_path / "train_QC.txt").read_bytes()
+
+
+@pytest.mark.integration  # ~1 min on 2 shared cores: MiniLM embeds the hard-negative pool
+def test_small_mode_times_every_stage_on_the_rows_it_should(tmp_path, shared_cache):
+    out = tmp_path / "scale.json"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_scale.py", "--rows", str(ROWS), "--tasks", "qc", "--tokenizer",
+         "tiny_random", "--in-process", "--cache-dir", str(shared_cache), "--json-out", str(out)],
+        cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    data = json.loads(out.read_text())
+    stages = {(s["task"], s["stage"]): s for s in data["stages"]}
+    assert list(stages) == [("qc", stage) for stage in bench_scale.TASK_STAGES] + [(None, "grid_cost")]
+
+    train, dev, test = ROWS, ROWS // 10, ROWS // 3
+    expected = {"raw_parse": train + dev + test, "read": train + dev + test, "splits": train + dev,
+                "easy_neg": train, "hard_neg": train, "balance": train, "mix": train, "tokenize": train + dev,
+                "digests": train + dev + test}
+    assert {stage: stages[("qc", stage)]["rows"] for stage in expected} == expected
+    assert stages[(None, "grid_cost")]["rows"] == train + dev and stages[(None, "grid_cost")]["jobs"] == 10
+    for stage in ("easy_neg", "hard_neg", "balance"):
+        assert stages[("qc", stage)]["rows_added"] > 0
+    assert stages[("qc", "mix")]["mix_rows"] > train and stages[("qc", "tokenize")]["tokens"] > train + dev
+    assert stages[("qc", "splits")]["folds"] == 5
+    for stage in stages.values():
+        assert stage["seconds"] > 0 and stage["peak_rss_mib"] >= stage["rss_before_mib"] > 0
+
+    lines = [line for line in result.stdout.splitlines() if line.startswith("| qc |") or line.startswith("| all |")]
+    assert [line.split(" | ")[1] for line in lines] == [*bench_scale.TASK_STAGES, "grid_cost"]
+    assert ("| task | stage | rows | seconds | rows/s | x raw parse | RSS at start MiB | peak RSS MiB | ≤ 2 min "
+            "| ≤ 4 GiB |") in result.stdout
+    raw = next(line for line in lines if " raw_parse " in line)
+    assert raw.split(" | ")[5] == "1.0"  # the baseline is its own unit
+    assert "of the cheapest QC job's estimated GPU training time" in result.stdout
