@@ -137,8 +137,7 @@ def loading_snippet(facts: dict) -> str:
                          f'bnb_4bit_compute_dtype=torch.{compute})')
     elif quant:
         load_args.append("quantization_config=BitsAndBytesConfig(load_in_8bit=True)")
-    if quant:
-        load_args.append('device_map={"": 0} if torch.cuda.is_available() else None')
+    load_args.append('device_map={"": 0} if torch.cuda.is_available() else None')  # as training placed it
     lines = ["import json", "from pathlib import Path", "", "import torch", *imports, "",
              'model_dir = Path("model")  # this folder: the run\'s `model` artifact']
     if facts["adapter"]:
@@ -176,7 +175,8 @@ def loading_snippet(facts: dict) -> str:
     else:
         lines += ["        last = model(input_ids=batch, attention_mask=torch.ones_like(batch), logits_to_keep=1)"
                   ".logits[:, -1]",
-                  '        logits = last[:, [card["output"]["negative_token_id"], card["output"]["positive_token_id"]]]']
+                  '        logits = last[:, [card["output"]["negative_token_id"], '
+                  'card["output"]["positive_token_id"]]]']
     lines += ['    return torch.softmax(logits.float(), dim=-1)[0, card["output"]["relevant_index"]].item()', "", "",
               'example = card["input"]["example"]',
               'p = score(example["query"], example["target"])',

@@ -1,4 +1,4 @@
-"""notebooks/compare_runs.ipynb runs top to bottom (nbclient) against the smoke sweep, configured
+"""notebooks/compare_runs.ipynb runs top to bottom (as `make notebook` runs it) against the smoke sweep, configured
 by the same key=value overrides as `python -m relevance.compare`, and shows the comparison tables
 and both plots."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import shlex
 
 import nbformat
-from nbclient import NotebookClient
 
+from relevance.runtime import execute_notebook
 from tests.conftest import REPO
 from tests.sweep_fixtures import smoke_sweep  # noqa: F401
 
@@ -19,8 +19,7 @@ def test_the_comparison_notebook_runs_on_a_sweep(smoke_sweep, tmp_path, monkeypa
         f"tracking.tracking_uri={smoke_sweep.tracking_uri}"]))
     notebook = nbformat.read(REPO / "notebooks" / "compare_runs.ipynb", as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # stored clean
-    NotebookClient(notebook, kernel_name="python3",
-                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    execute_notebook(notebook, cwd=str(REPO / "notebooks"))
 
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]

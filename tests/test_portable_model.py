@@ -128,7 +128,8 @@ def test_materialising_checks_the_rebuilt_base_against_the_record(logged, tmp_pa
     record = json.loads((folder / BASE_RECORD_FILE).read_text())
     record["weights"]["model.safetensors"] = "0" * 64  # as if the spec built other weights here
     (copy / BASE_RECORD_FILE).write_text(json.dumps(record))
-    with pytest.raises(BaseReferenceError, match=r"differs from the one the model was trained on in model\.safetensors"):
+    with pytest.raises(BaseReferenceError, match=r"differs from the one the model was trained on in "
+                                                 r"model\.safetensors"):
         materialise_base(copy, tmp_path / "base")
     assert materialise_base(copy, tmp_path / "base", check_weights=False).name_or_path.startswith(str(tmp_path))
 

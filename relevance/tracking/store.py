@@ -15,7 +15,7 @@ from pathlib import Path
 from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
-from relevance.tracking.store_retry import retrying
+from relevance.tracking.store_retry import retrying_client
 
 SQLITE_PREFIX = "sqlite:///"
 MIGRATION_LOCK_TIMEOUT_S = 600  # a migration of a large store can take minutes
@@ -38,7 +38,7 @@ def prepare_store(tracking_uri: str) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{path}.lock", timeout=MIGRATION_LOCK_TIMEOUT_S):
-        retrying(MlflowClient(tracking_uri)).search_experiments(max_results=1)  # opening the store migrates it
+        retrying_client(tracking_uri).search_experiments(max_results=1)  # opening the store migrates it
     _opened.add(tracking_uri)
 
 
@@ -46,4 +46,4 @@ def tracking_client(tracking_uri: str) -> MlflowClient:
     """An MlflowClient on a store that is ready to use (see the module docstring), waiting out a busy
     store (relevance.tracking.store_retry)."""
     prepare_store(tracking_uri)
-    return retrying(MlflowClient(tracking_uri))
+    return retrying_client(tracking_uri)

@@ -178,3 +178,12 @@ class RetryingClient:
 def retrying(client, policy: RetryPolicy | None = None) -> RetryingClient:
     """`client` with retries (the process's policy unless `policy`); a RetryingClient stays as it is."""
     return client if isinstance(client, RetryingClient) else RetryingClient(client, policy)
+
+
+def retrying_client(tracking_uri: str, policy: RetryPolicy | None = None) -> RetryingClient:
+    """A RetryingClient on `tracking_uri`, opened with retries too (MLflow reads a SQLite store's tables when
+    a process first opens it)."""
+    from mlflow.tracking import MlflowClient
+
+    return RetryingClient(call_with_retries(lambda: MlflowClient(tracking_uri), "opening the store",
+                                            str(tracking_uri), policy), policy)
