@@ -59,7 +59,7 @@ def post(url: str, payload) -> tuple[int, dict]:
     request = urllib.request.Request(f"{url}/invocations", data=json.dumps(payload).encode(),
                                      headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=120) as response:
+        with urllib.request.urlopen(request, timeout=900) as response:  # bound: a server that never answers
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -79,12 +79,12 @@ def test_mlflow_models_serve_answers_invocations_and_400s_a_bad_row(registered, 
         def ready() -> bool:
             assert server.poll() is None, f"mlflow models serve exited:\n{log.read_text()[-4000:]}"
             try:
-                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:
+                with urllib.request.urlopen(f"{url}/ping", timeout=2) as response:  # bound: start-up poll
                     return response.status == 200
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 return False
 
-        wait_for(ready, "mlflow models serve", timeout=300, log=log)
+        wait_for(ready, "mlflow models serve", timeout=300, log=log)  # bound: server start-up
         status, answer = post(url, {"dataframe_records": rows})
         assert status == 200, answer
         assert answer["predictions"] == predicted
