@@ -15,6 +15,11 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from relevance.augment.translator import backend_names, template_problem
+from relevance.augment.translator_config import TranslatorConfig
+from relevance.evaluation.threshold_modes import THRESHOLD_MODES
+from relevance.modeling.model_config import MODEL_SOURCES, ModelConfig
+
 
 COMPETITION_LANGUAGES = ("ar", "de", "en", "es", "fr", "id", "it", "ja", "ko", "pl", "pt", "th", "vi")
 
@@ -76,90 +81,6 @@ class DataConfig:
     generate: Optional[DemoDataConfig] = None  # only the embedded demo data sets this
     # Language codes a row may carry (the competition's 13); null accepts any well-formed code.
     languages: Optional[list[str]] = field(default_factory=lambda: list(COMPETITION_LANGUAGES))
-
-
-@dataclass
-class TinyModelConfig:
-    architecture: str = "llama"
-    vocab_size: int = 1024
-    hidden_size: int = 64
-    intermediate_size: int = 128
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    max_position_embeddings: int = 256
-    seed: int = 0
-    # More fields of the model's config than the sizes above (head_dim, sliding_window, layer_types, ...)
-    config_fields: dict[str, Any] = field(default_factory=dict)
-    # A composite model (text + vision, e.g. gemma3): the sizes and config_fields build its sub-config of this
-    # name (text_config), composite_fields the rest of its config (vision_config, ...); null: a text-only model
-    text_config: Optional[str] = None
-    composite_fields: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ModelConfig:
-    name: str = MISSING
-    source: str = MISSING  # hub | local | gguf_package | tiny_random
-    id: str = MISSING  # hub id, local directory, or the Python package shipping a GGUF
-    revision: Optional[str] = None
-    gguf_file: Optional[str] = None
-    classifier_class: str = "transformers.AutoModelForSequenceClassification"
-    causal_lm_class: str = "transformers.AutoModelForCausalLM"
-    classifier_head: str = "score"  # module trained in full and saved with the adapter
-    lora_target_modules: Any = "all-linear"  # list of names or a regex (keeps LoRA out of vision towers)
-    pad_token: Optional[str] = None  # used when the tokenizer has none
-    max_length: int = 128
-    attn_implementation: Optional[str] = "sdpa"  # sdpa | eager (same logits; sdpa is faster)
-    trust_remote_code: bool = False
-    tiny: Optional[TinyModelConfig] = None
-    init_adapter: Optional[str] = None  # a logged run's id: start LoRA and the head from its saved adapter
-
-
-@dataclass
-class TranslationChecksConfig:
-    """What a machine translation must pass to be used (relevance/augment/checks.py)."""
-
-    language: bool = True  # langid (restricted to the 13 competition languages) must name the target language
-    language_top_k: int = 1  # ... among its top k guesses (short queries are hard to identify)
-    min_length_ratio: float = 0.25  # characters of the translation / characters of the source, at least
-    max_length_ratio: float = 4.0  # ... and at most
-    reject_copies: bool = True  # a translation equal to its source (case and spaces aside) is no translation
-    sample_size: int = 20  # accepted and rejected pairs kept per language for the run's artifact
-
-
-@dataclass
-class TranslatorConfig:
-    """`translator=<name>` (conf/translator/<name>.yaml): the machine translator every translating strategy
-    uses (`translated`, `pivot`, `to_english`). The defaults are NLLB-600M's, the translator of older runs."""
-
-    name: str = "nllb_600m"
-    backend: str = "seq2seq"  # seq2seq | causal_lm | ctranslate2 (relevance/augment/translator.py: BACKENDS)
-    source: str = "hub"  # hub | local | gguf_package | tiny_random, as model.source
-    model: str = "facebook/nllb-200-distilled-600M"  # hub id, local directory, or the package shipping a GGUF
-    revision: Optional[str] = None
-    gguf_file: Optional[str] = None  # source=gguf_package: the file inside the package
-    tiny: Optional[TinyModelConfig] = None  # source=tiny_random: architecture m2m100 | t5 | llama ...
-    # seq2seq: how the model is told the languages; templates over {flores} {iso} {name} {code}
-    source_language_token: Optional[str] = "{flores}"  # set as src_lang / prepended to the input; null: none
-    target_language_token: Optional[str] = "{flores}"  # NLLB {flores}, M2M100 __{iso}__, MADLAD-400 <2{iso}>
-    target_language_as: str = "forced_bos"  # forced_bos: first generated token | source_prefix: before the input
-    # causal_lm: a few-shot prompt per language pair, greedy, cut at `stop`
-    prompt: Optional[str] = None  # {source_name} {target_name} {source} {target} {examples} {text}
-    example: Optional[str] = None  # one few-shot pair: {source_name} {target_name} {source_text} {target_text}
-    prompts: dict[str, str] = field(default_factory=dict)  # per pair, e.g. {"fr-de": "..."}: replaces `prompt`
-    examples: dict[str, list[str]] = field(default_factory=dict)  # parallel phrases per language (same order)
-    chat_template: bool = True  # wrap the prompt in the tokenizer's chat template, when it has one
-    stop: str = "\n"  # the translation ends where this string first appears (a newline: one line)
-    max_length_ratio: float = 3.0  # new tokens <= ratio x source tokens + 4 (and <= max_new_tokens)
-    pad_token: Optional[str] = None  # used when the tokenizer has none (else its eos)
-    # decoding, all backends
-    batch_size: int = 16  # texts per generate() call, sorted by length
-    num_beams: int = 1  # 1: greedy
-    max_new_tokens: int = 64
-    max_input_tokens: int = 128
-    device: str = "auto"  # auto: cuda (bf16) when available, else cpu (fp32)
-    checks: TranslationChecksConfig = field(default_factory=TranslationChecksConfig)
 
 
 @dataclass
@@ -307,10 +228,8 @@ class ConfigError(ValueError):
     """A composed config asks for something that cannot work; the message says what to change."""
 
 
-MODEL_SOURCES = ("hub", "local", "gguf_package", "tiny_random")
 NULL_TARGET_POLICIES = ("drop", "empty", "error")
 HEADS = ("classifier", "yes_no")
-THRESHOLD_MODES = ("global", "per_language")  # evaluation.threshold
 
 
 def check_keys_against_schema(cfg: DictConfig, schema: type) -> None:
@@ -372,10 +291,8 @@ def _problems(cfg: DictConfig):
 
 def translator_problems(translator: DictConfig, prefix: str = "translator"):
     """What cannot work in a translator config, each naming its key."""
-    from relevance.augment.translator import BACKENDS, template_problem
-
-    if translator.backend not in BACKENDS:
-        yield f"{prefix}.backend={translator.backend!r}: use one of {tuple(BACKENDS)}"
+    if translator.backend not in backend_names():
+        yield f"{prefix}.backend={translator.backend!r}: use one of {backend_names()}"
     if translator.source not in MODEL_SOURCES:
         yield f"{prefix}.source={translator.source!r}: use one of {MODEL_SOURCES}"
     if translator.source == "tiny_random" and translator.tiny is None:

@@ -25,6 +25,7 @@ from relevance.modeling.batching import eval_token_budget
 from relevance.modeling.inputs import collator, encode_table
 from relevance.modeling.loader import load_for_training
 from relevance.runtime import expect_new_head
+from relevance.tracking.fold_reader import TrackedFoldRuns
 from relevance.tracking.mlflow_run import TrackedRun, config_params, run_name_from_overrides
 from relevance.tracking.runs import PURPOSE_TAG, purpose_of
 from relevance.tracking.trainer_callback import MlflowMetricsCallback
@@ -63,7 +64,8 @@ def run_training(cfg: DictConfig, context: RunContext) -> RunResult:
         _log_config(run, cfg, context)
         splits = load_splits(cfg.data, cfg.task)
         train_languages = languages(splits.train)
-        context_for_strategies = augment_context(cfg, splits.train, train_languages, splits.evaluation_languages())
+        context_for_strategies = augment_context(cfg, splits.train, train_languages, splits.evaluation_languages(),
+                                                 runs=TrackedFoldRuns(cfg.tracking.tracking_uri))
         mix = build_training_mix(cfg.augment, context_for_strategies)
         # e.g. the English pivot, on the dev and test side
         lineage_splits = (splits.dev, splits.test)  # as read: lineage names rows by what the files say

@@ -6,7 +6,6 @@ import logging
 import os
 import re
 import signal
-import sys
 import threading
 import warnings
 from contextlib import contextmanager

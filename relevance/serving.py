@@ -156,7 +156,7 @@ class RelevancePyfunc(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """The rows `relevance.predict` writes for `model_input` (a DataFrame of competition rows, or a
         list of row dicts): the input fields, `prediction` and `score`."""
-        from relevance.predict import predict_table, read_input, score_table, write_and_report
+        from relevance.predict import predict_table, score_table, write_and_report
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(list(model_input))
         with tempfile.TemporaryDirectory(prefix="relevance-serving-") as work:

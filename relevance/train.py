@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 from relevance.config import register_configs, validate_config
 from relevance.config_choices import exit_on_unknown_choices
 from relevance.runtime import quiet_third_party_logs
+from relevance.tracking.fold_reader import TrackedFoldRuns
 from relevance.tracking.job import run_job
 
 register_configs()
@@ -35,13 +36,13 @@ def validate_run(cfg: DictConfig) -> None:
     from relevance.augment.mix import build_strategy
 
     validate_config(cfg)
-    tracking_uri = str(cfg.tracking.tracking_uri)
+    runs = TrackedFoldRuns(str(cfg.tracking.tracking_uri))
     sources: dict[str, list[str]] = {}
     if cfg.model.init_adapter:
         check_init_adapter(cfg)
         sources[INIT_ADAPTER_KEY] = [str(cfg.model.init_adapter)]
     for name, settings in cfg.augment.items():
-        sources.update(build_strategy(name, settings).source_runs(tracking_uri))  # each checked as it is listed
+        sources.update(build_strategy(name, settings).source_runs(runs))  # each checked as it is listed
     if sources and not cfg.evaluation.allow_seen_rows:
         check_sources_never_saw_evaluation_rows(cfg, sources)
 

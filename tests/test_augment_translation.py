@@ -13,7 +13,8 @@ from relevance.augment.languages import FLORES, UnknownLanguageError, competitio
 from relevance.augment.mix import build_strategy
 from relevance.augment.pivot import Pivot
 from relevance.augment.translated import Translated, TranslatedOptions
-from relevance.augment.translator import ModelUnavailableError, Translator, make_translator, resolve_device
+from relevance.augment.translator import Translator, make_translator
+from relevance.modeling.pretrained import ModelUnavailableError, resolve_device
 from relevance.modeling.inputs import format_prompt
 from tests.augment_fixtures import build_tiny_nllb, context_for, local_translator, table_of
 

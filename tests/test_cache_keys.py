@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
@@ -44,19 +43,32 @@ def test_every_generator_setting_is_in_the_folder_name_even_one_added_later():
     assert demo.demo_folder_name(dict(settings), task) == name  # and the same settings, the same folder
 
 
-def test_a_changed_generator_gets_another_folder(tmp_path, monkeypatch):
-    """The generator's version is its source: an edited lexicon or rate never reuses the old rows."""
-    edited = tmp_path / "demo_edited.py"
+def edited_generator(tmp_path, monkeypatch, old: str, new: str):
+    """relevance/data/demo.py with one edit, loaded as a module of its own."""
     source = Path(demo.__file__).read_text()
-    assert "POSITIVE_RATE = 0.68" in source
-    edited.write_text(source.replace("POSITIVE_RATE = 0.68", "POSITIVE_RATE = 0.5"))
-    spec = importlib.util.spec_from_file_location("demo_edited", edited)
+    assert old in source
+    name = f"demo_edited_{len(list(tmp_path.iterdir()))}"
+    edited = tmp_path / f"{name}.py"
+    edited.write_text(source.replace(old, new, 1))
+    spec = importlib.util.spec_from_file_location(name, edited)
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "demo_edited", module)  # its dataclasses look their module up
+    monkeypatch.setitem(sys.modules, name, module)  # its dataclasses look their module up
     spec.loader.exec_module(module)
+    return module
+
+
+def test_a_changed_generator_gets_another_folder_and_a_docstring_edit_keeps_it(tmp_path, monkeypatch):
+    """The folder is keyed by the rows the generator makes: an edited rate or lexicon never reuses the old
+    rows; an edit that changes no row keeps the folder (and the README's paths)."""
     task, settings = compose_train().task, {"seed": 0, "train_rows": 480, "dev_rows": 480}
-    assert module.generate_demo_rows(task, "train", 0, 100) != demo.generate_demo_rows(task, "train", 0, 100)
-    assert module.demo_folder_name(settings, task) != demo.demo_folder_name(settings, task)
+    rate = edited_generator(tmp_path, monkeypatch, "POSITIVE_RATE = 0.68", "POSITIVE_RATE = 0.5")
+    assert rate.generate_demo_rows(task, "train", 0, 100) != demo.generate_demo_rows(task, "train", 0, 100)
+    assert rate.demo_folder_name(settings, task) != demo.demo_folder_name(settings, task)
+    lexicon = edited_generator(tmp_path, monkeypatch, '"Xiaomo", ', '"Xiaomi", ')  # a brand of QI titles
+    qi = compose_train(["task=qi"]).task
+    assert lexicon.demo_folder_name(settings, qi) != demo.demo_folder_name(settings, qi)
+    docstring = edited_generator(tmp_path, monkeypatch, "Small generated QC/QI data", "Small generated data")
+    assert docstring.demo_folder_name(settings, task) == demo.demo_folder_name(settings, task)
 
 
 def test_one_demo_setting_never_overwrites_another_settings_rows(tmp_path):

@@ -22,6 +22,7 @@ from relevance.data.loading import load_splits
 from relevance.data.splits import fold_assignment, fold_split, grouped_split, query_group_key
 from relevance.evaluation.oof import OOF_ARTIFACT, OOF_COLUMNS, OutOfFoldError, pool_oof
 from relevance.evaluation.threshold import ThresholdPolicy, tune_thresholds
+from relevance.tracking.fold_reader import TrackedFoldRuns
 from relevance.tracking.folds import FoldRunsError, fold_runs, pooled_oof
 from tests.conftest import compose_train, run_cli
 from tests.sweep_fixtures import run_sweep
@@ -286,7 +287,7 @@ def noise(fold_sweep, training_rows, tmp_path_factory):
 def filter_context(fold_sweep, table, cache: Path) -> AugmentContext:
     return AugmentContext(task="QC", original=table, train_languages=sorted(set(table["language"])),
                           eval_languages=[], seed=42, cache_dir=str(cache), related_by="top_level_category",
-                          tracking_uri=fold_sweep.tracking_uri)
+                          runs=TrackedFoldRuns(fold_sweep.tracking_uri))
 
 
 @pytest.mark.integration  # a 2-fold sweep: make test-integration

@@ -11,13 +11,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "relevance"
 
 # lowest first: a module may import from its own layer and the ones before it
 LAYERS = [
-    ("foundations", {"files", "hardware", "text_tables", "runtime", "data"}),
+    ("foundations", {"files", "hardware", "text_tables", "runtime", "data", "config_choices"}),
     ("models and metrics", {"modeling", "training", "evaluation"}),
     ("strategies", {"augment"}),
-    ("configuration", {"config", "config_choices", "resolvers", "stored_config"}),
+    ("configuration", {"config", "resolvers", "stored_config"}),
     ("runs", {"tracking", "cost", "compare", "model_digests", "model_card", "artifacts"}),
-    ("one run", {"pipeline", "serving", "submission"}),
-    ("entry points", {"train", "predict", "register", "ui", "grid_cost", "server"}),
+    ("one run", {"pipeline", "submission"}),
+    ("entry points", {"train", "predict", "register", "serving", "ui", "grid_cost", "server"}),
 ]
 
 # Known climbs, each with why it is still there: the list only shrinks (a new climb fails the test).

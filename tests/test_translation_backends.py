@@ -14,8 +14,11 @@ from omegaconf import OmegaConf
 
 from relevance.augment.checks import TranslationChecker, identify
 from relevance.augment.mix import build_training_mix
-from relevance.augment.translator import CausalLMTranslator, Seq2SeqTranslator, Translator, make_translator
-from relevance.config import ConfigError, TranslationChecksConfig, validate_config
+from relevance.augment.translator import Translator, make_translator
+from relevance.augment.translators.causal_lm import CausalLMTranslator
+from relevance.augment.translators.seq2seq import Seq2SeqTranslator
+from relevance.augment.translator_config import TranslationChecksConfig
+from relevance.config import ConfigError, validate_config
 from relevance.predict import apply_input_strategies
 from tests.augment_fixtures import (NO_CHECKS, build_tiny_madlad, build_tiny_nllb, context_for, demo_table,
                                     local_translator, table_of)

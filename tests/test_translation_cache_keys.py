@@ -9,7 +9,8 @@ from importlib import metadata
 
 from omegaconf import OmegaConf
 
-from relevance.augment.translator import make_translator, package_version
+from relevance.augment.translator import make_translator
+from relevance.modeling.pretrained import package_version
 from tests.augment_fixtures import NO_CHECKS
 from tests.conftest import compose_train
 

@@ -18,7 +18,7 @@ import dataclasses
 import importlib
 import pkgutil
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from datasets import Dataset
 from hydra.core.config_store import ConfigStore
@@ -104,6 +104,21 @@ def strategy_options(name: str, settings: DictConfig | dict | None = None) -> An
         raise StrategyOptionsError(f"augment.{name}: {reason}") from error
 
 
+class RunReader(Protocol):
+    """What a strategy may read of other runs (`noise_filter`: fold runs' out-of-fold scores). The
+    tracking side implements it (relevance/tracking/fold_reader.py) and the run hands it in: strategies
+    never open the tracking store themselves. Each method raises ValueError naming `key` when the runs
+    cannot serve."""
+
+    def fold_run_ids(self, reference: str, key: str, allow_partial: bool, allow_key: str) -> list[str]:
+        """The fold runs `reference` names (a fold run, or the sweep parent of the folds), by fold."""
+        ...
+
+    def pooled_out_of_fold(self, reference: str, key: str, allow_partial: bool, allow_key: str) -> Any:
+        """Their pooled out-of-fold rows (a DataFrame: id, language, label, probability, fold)."""
+        ...
+
+
 @dataclass
 class AugmentContext:
     """What a strategy may use besides its own options."""
@@ -116,7 +131,7 @@ class AugmentContext:
     cache_dir: str
     related_by: str | None  # task.negatives.related_by: what makes two targets related (augment/negatives.py)
     never_negative: str | None = None  # task.negatives.never_negative: candidates a known positive protects
-    tracking_uri: str | None = None  # the run's MLflow store, for strategies that read other runs (noise_filter)
+    runs: RunReader | None = None  # other runs, for strategies that read them (noise_filter); None: none to read
     translator: Any = None  # the run's `translator` config (conf/translator/); None: NLLB-600M, older runs' default
     models_dir: str | None = None  # where GGUF conversions and tiny models are cached (translator sources)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -167,7 +182,7 @@ class Strategy:
     def transform_inputs(self, table: Dataset, context: AugmentContext) -> Dataset:
         return table
 
-    def source_runs(self, tracking_uri: str) -> dict[str, list[str]]:
+    def source_runs(self, runs: RunReader) -> dict[str, list[str]]:
         """`{option key: [run ids]}`: the runs whose models decide this strategy's rows, checked before
         anything loads: raise ValueError, naming the option, when one cannot serve; the run then checks
         that none of them trained on its dev or test rows (relevance.tracking.lineage_checks)."""

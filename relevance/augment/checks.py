@@ -25,7 +25,7 @@ import functools
 from collections import Counter, defaultdict
 
 from relevance.augment.languages import FLORES, competition_code, iso_code
-from relevance.config import TranslationChecksConfig
+from relevance.augment.translator_config import TranslationChecksConfig
 
 REASONS = ("empty", "copy", "example_echo", "length_ratio", "language")
 

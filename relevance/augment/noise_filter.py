@@ -20,7 +20,6 @@ every contradicted row (id, language, label, probability, action). Deterministic
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from typing import Optional
 
@@ -28,7 +27,7 @@ import numpy as np
 import pandas as pd
 from datasets import Dataset
 
-from relevance.augment.base import AugmentContext, Strategy, register
+from relevance.augment.base import AugmentContext, RunReader, Strategy, register
 
 ACTIONS = ("drop", "relabel")
 OPTION_KEY = "augment.noise_filter.oof_from"
@@ -65,29 +64,18 @@ class NoiseFilter(Strategy):
     options: NoiseFilterOptions
     version = "1"
 
-    def source_runs(self, tracking_uri: str) -> dict[str, list[str]]:
-        from relevance.tracking.store import tracking_client
-
-        return {OPTION_KEY: self._members(tracking_client(tracking_uri)).run_ids}
-
-    def _members(self, client):
-        from relevance.tracking.folds import fold_runs
-
-        return fold_runs(client, self.options.oof_from, OPTION_KEY, allow_partial=self.options.allow_partial_folds,
-                         allow_key=PARTIAL_KEY)
+    def source_runs(self, runs: RunReader) -> dict[str, list[str]]:
+        return {OPTION_KEY: runs.fold_run_ids(self.options.oof_from, OPTION_KEY,
+                                              self.options.allow_partial_folds, PARTIAL_KEY)}
 
     def out_of_fold(self, context: AugmentContext) -> pd.DataFrame:
-        """The pooled out-of-fold rows of `oof_from` (read from the run's own tracking store)."""
-        from relevance.tracking.folds import pooled_oof
-        from relevance.tracking.store import tracking_client
-
-        if not context.tracking_uri:
+        """The pooled out-of-fold rows of `oof_from`, read through the run's reader of other runs."""
+        if context.runs is None:
             raise ValueError(f"{OPTION_KEY}: this run has no tracking store to read the folds from")
-        client = tracking_client(context.tracking_uri)
-        members = self._members(client)
-        self.count("oof_runs", len(members.runs))
-        with tempfile.TemporaryDirectory(prefix="relevance-oof-") as work_dir:
-            return pooled_oof(client, members, work_dir)
+        oof = context.runs.pooled_out_of_fold(self.options.oof_from, OPTION_KEY,
+                                              self.options.allow_partial_folds, PARTIAL_KEY)
+        self.count("oof_runs", int(oof["fold"].nunique()))
+        return oof
 
     def rewrite_mix(self, mix: Dataset, context: AugmentContext) -> Dataset:
         oof = self.out_of_fold(context).set_index("id")

@@ -2,7 +2,7 @@
 cached per text so that a second run translates nothing and needs no model at all.
 
 The backend is the `translator=` config group (conf/translator/<name>.yaml, schema
-`relevance.config.TranslatorConfig`); every translating strategy (`translated`, `pivot`,
+`relevance.augment.translator_config.TranslatorConfig`); every translating strategy (`translated`, `pivot`,
 `to_english`) gets its translator from `make_translator`:
 
 * ``seq2seq`` — NLLB, M2M100, MADLAD-400 (T5) through ``AutoModelForSeq2SeqLM``. The input is
@@ -15,6 +15,10 @@ The backend is the `translator=` config group (conf/translator/<name>.yaml, sche
   tokenizer's chat template when it has one; batched (left padding), greedy, stopped at
   ``stop`` (a newline), at most ``max_length_ratio`` × the source's tokens (+4) new tokens.
 * ``ctranslate2`` — see `CTranslate2Translator` (only where the package is installed).
+
+Each backend is one module in `relevance/augment/translators/` registering its class with
+`@register_backend("<name>")`, plus the YAMLs in conf/translator/ that name it: a new backend edits
+nothing else.
 
 Shared by all: the language-code map (`relevance.augment.languages.language_fields`),
 batches of `batch_size` texts sorted by length (less padding), a progress bar per language
@@ -39,122 +43,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import logging
-import math
 import os
-import socket
+import pkgutil
 import string
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlparse
 
 from omegaconf import DictConfig, OmegaConf
 
 from relevance.augment.cache import ContentCache, make_key
-from relevance.augment.languages import FLORES, competition_code, language_fields, to_flores
-from relevance.config import TranslatorConfig
+from relevance.augment.languages import FLORES, competition_code, to_flores
+from relevance.augment.translator_config import TranslatorConfig
+from relevance.modeling.pretrained import load_pretrained, model_identity, package_version, resolve_device
 
 log = logging.getLogger(__name__)
 
-
-class ModelUnavailableError(RuntimeError):
-    """A model named in an augmentation setting cannot be loaded here."""
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub answers a TCP connection (False when offline mode is on)."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE or os.environ.get("TRANSFORMERS_OFFLINE", "").strip().lower() in ("1", "true", "yes"):
-        return False
-    url = urlparse(constants.ENDPOINT)
-    try:
-        with socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _looks_like_path(model_id: str) -> bool:
-    """A hub id is `name` or `org/name`; anything else is meant as a directory."""
-    return model_id.startswith(("/", ".", "~")) or model_id.count("/") > 1 or "\\" in model_id
-
-
-def load_pretrained(load: Callable[[str, dict], Any], model_id: str, revision: str | None, *, what: str,
-                    setting: str) -> Any:
-    """`load(name_or_path, kwargs)` offline-first; a clear `ModelUnavailableError` naming
-    `setting` (e.g. ``translator.model``) when the model cannot be had."""
-    advice = (f"Download it where the hub is reachable (e.g. `huggingface-cli download {model_id}` or "
-              f"save_pretrained) and pass {setting}=/path/to/local/dir")
-    path = Path(model_id).expanduser()
-    if path.is_dir():
-        try:
-            return load(str(path), {})
-        except Exception as exc:
-            raise ModelUnavailableError(f"{what} {model_id!r} could not be loaded from that directory: {exc}. "
-                                        f"Pass {setting}= a directory written by save_pretrained") from exc
-    if _looks_like_path(model_id):
-        raise ModelUnavailableError(f"{what} {model_id!r} could not be loaded: no such directory. {advice}")
-    try:  # already in the local hub cache?
-        return load(model_id, {"revision": revision, "local_files_only": True})
-    except Exception as exc:
-        cached_error = exc
-    if not hub_reachable():
-        raise ModelUnavailableError(f"{what} {model_id!r} could not be loaded (no network access to the hub?). "
-                                    f"{advice}") from cached_error
-    try:
-        return load(model_id, {"revision": revision})
-    except Exception as exc:
-        raise ModelUnavailableError(f"{what} {model_id!r} could not be loaded from the hub ({exc}). {advice}") from exc
-
-
-def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return str(device)
-
-
-def model_identity(model_id: str, revision: str | None) -> str:
-    """What goes into cache keys for a model: a local directory by absolute path, a hub id at the commit its
-    revision resolves to (`hub_commit`)."""
-    path = Path(model_id).expanduser()
-    if path.is_dir():
-        return f"{path.resolve()}@{revision}" if revision else str(path.resolve())
-    return f"{model_id}@{hub_commit(model_id, revision)}"
-
-
-def hub_commit(model_id: str, revision: str | None) -> str:
-    """The commit a hub id's `revision` (None: ``main``) names, read from the local hub cache without network:
-    a commit hash as is; a branch or tag by the commit the cache recorded for it. A revision the cache has
-    not seen stays as written (``main``): its first download then keys the next run by its commit, so a
-    moved branch is never served from the old commit's translations."""
-    revision = revision or "main"
-    if len(revision) == 40 and all(c in string.hexdigits for c in revision):
-        return revision.lower()
-    from huggingface_hub import constants
-
-    ref = Path(constants.HF_HUB_CACHE) / f"models--{model_id.replace('/', '--')}" / "refs" / revision
-    try:
-        return ref.read_text(encoding="utf-8").strip() or revision
-    except OSError:
-        return revision
-
-
-@functools.cache
-def package_version(package: str) -> str:
-    """The installed version of the distribution that provides import package `package` (a GGUF weights
-    package: a new release may ship other weights under the same file name)."""
-    from importlib import metadata
-
-    for name in [package, *metadata.packages_distributions().get(package, [])]:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return "not-installed"
+TINY_SEQ2SEQ = ("m2m100", "t5")  # tiny random seq2seq translators (relevance/augment/tiny_translators.py)
 
 
 def translator_config(settings: TranslatorConfig | DictConfig | dict | None = None) -> TranslatorConfig:
@@ -302,8 +208,6 @@ class Translator:
     def load(self):
         """(tokenizer, model), loaded on first use."""
         if self._model is None:
-            import torch
-
             self._device, dtype = self.runtime()
             name, revision = self._weights()
             tokenizer = load_pretrained(lambda n, kw: self._load_tokenizer(n, kw), name, revision,
@@ -365,219 +269,38 @@ class Translator:
         raise NotImplementedError
 
 
-class Seq2SeqTranslator(Translator):
-    """NLLB / M2M100 (target token forced first) and MADLAD-400 (target token before the input)."""
-
-    def output_settings(self, source: str, target: str) -> dict:
-        cfg = self.config
-        return {**super().output_settings(source, target), "source_language_token": cfg.source_language_token,
-                "target_language_token": cfg.target_language_token, "target_language_as": cfg.target_language_as}
-
-    def _load_model(self, name: str, dtype, kwargs: dict):
-        from transformers import AutoModelForSeq2SeqLM
-
-        return AutoModelForSeq2SeqLM.from_pretrained(name, dtype=dtype, **kwargs)
-
-    def language_token(self, which: str, code: str) -> str | None:
-        template = getattr(self.config, f"{which}_language_token")
-        return template.format(**language_fields(code)) if template else None
-
-    def encode(self, texts: list[str], src: str, tgt: str):
-        """``[language token] text </s>`` per text, padded: the source's token (NLLB, M2M100) or, with
-        ``target_language_as: source_prefix``, the target's (MADLAD-400's ``<2de>``)."""
-        tokenizer = self._tokenizer
-        if tokenizer.pad_token_id is None:
-            raise ValueError(f"the tokenizer of translation model {self.config.model!r} has no pad token")
-        return tokenizer.pad({"input_ids": self.input_ids(texts, src, tgt)}, padding=True, return_tensors="pt")
-
-    def input_ids(self, texts: list[str], src: str, tgt: str) -> list[list[int]]:
-        tokenizer = self._tokenizer
-        prefix_token = (self.language_token("target", tgt) if self.config.target_language_as == "source_prefix"
-                        else self.language_token("source", src))
-        prefix = [self._token_id(prefix_token)] if prefix_token else []
-        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        room = self.config.max_input_tokens - len(prefix) - len(eos)
-        return [prefix + row[:room] + eos for row in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-
-    def _translate_batch(self, batch: list[str], src: str, tgt: str) -> list[str]:
-        import torch
-
-        tokenizer, model = self._tokenizer, self._model
-        kwargs = {"num_beams": self.config.num_beams, "max_new_tokens": self.config.max_new_tokens,
-                  "do_sample": False}
-        if self.config.target_language_as == "forced_bos":
-            kwargs["forced_bos_token_id"] = self._token_id(self.language_token("target", tgt))
-        inputs = self.encode(batch, src, tgt).to(self._device)
-        with torch.inference_mode():
-            output = model.generate(**inputs, **kwargs)
-        self.last_generation = {"kwargs": kwargs, "input_ids": inputs["input_ids"].detach().cpu(),
-                                "output_ids": output.detach().cpu(), "source": src, "target": tgt}
-        return tokenizer.batch_decode(output, skip_special_tokens=True)
+BACKENDS: dict[str, type[Translator]] = {}
 
 
-class CausalLMTranslator(Translator):
-    """An instruction-tuned causal LM prompted to translate; see the module docstring."""
-
-    def prompt_template(self, src: str, tgt: str) -> str:
-        """The prompt for one language pair, few-shot examples filled in, ``{text}`` left open."""
-        cfg = self.config
-        source, target = language_fields(src), language_fields(tgt)
-        template = self.pair_prompt(source["code"], target["code"]) or cfg.prompt
-        pairs = zip(self.examples_of(source["code"]), self.examples_of(target["code"]))
-        examples = "".join((cfg.example or "").format(source_name=source["name"], target_name=target["name"],
-                                                      source_text=a, target_text=b) for a, b in pairs)
-        return template.format(source_name=source["name"], target_name=target["name"], source=source["code"],
-                               target=target["code"], examples=examples, text="{text}")
-
-    def example_pairs(self, source: str, target: str) -> dict[str, str]:
-        src, tgt = competition_code(source), competition_code(target)
-        return dict(zip(self.examples_of(tgt), self.examples_of(src)))
-
-    def examples_of(self, code: str) -> list[str]:
-        """The few-shot phrases of a language, whichever spelling `translator.examples` keys it by (`vn`, `vi`)."""
-        return next((list(phrases) for key, phrases in self.config.examples.items()
-                     if competition_code(key) == code), [])
-
-    def pair_prompt(self, src: str, tgt: str) -> str | None:
-        """`translator.prompts`' own template for this pair (`fr-vi`, or `fr-vn`), if it has one."""
-        return next((template for pair, template in self.config.prompts.items()
-                     if [competition_code(part) for part in pair.split("-")] == [src, tgt]), None)
-
-    def output_settings(self, source: str, target: str) -> dict:
-        cfg = self.config
-        return {**super().output_settings(source, target), "prompt": self.prompt_template(source, target),
-                "chat_template": cfg.chat_template, "stop": cfg.stop, "max_length_ratio": cfg.max_length_ratio}
-
-    def _load_model(self, name: str, dtype, kwargs: dict):
-        from transformers import AutoModelForCausalLM
-
-        return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
-
-    def _prepare(self) -> None:
-        super()._prepare()
-        tokenizer = self._tokenizer
-        tokenizer.padding_side = "left"  # generation continues every row from its last real token
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = self.config.pad_token or tokenizer.eos_token
-
-    def prompts(self, batch: list[str], src: str, tgt: str) -> tuple[list[str], bool]:
-        """The batch's prompts as text, and whether they already hold the special tokens (chat template)."""
-        template = self.prompt_template(src, tgt)
-        # {text} is the only field left: str.replace keeps braces inside the text intact
-        plain = [template.replace("{text}", text) for text in batch]
-        tokenizer = self._tokenizer
-        if not (self.config.chat_template and getattr(tokenizer, "chat_template", None)):
-            return plain, False
-        return [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                              add_generation_prompt=True) for p in plain], True
-
-    def token_budget(self, text_tokens: int) -> int:
-        """New tokens a text of `text_tokens` tokens may get: `max_length_ratio` x its (capped) tokens + 4,
-        at most `max_new_tokens`. The text's own length, never its batch's longest: which texts share a
-        batch depends on what the cache already held."""
-        cfg = self.config
-        return max(1, min(cfg.max_new_tokens, math.ceil(cfg.max_length_ratio * min(cfg.max_input_tokens,
-                                                                                    text_tokens)) + 4))
-
-    def _translate_batch(self, batch: list[str], src: str, tgt: str) -> list[str]:
-        cfg, tokenizer = self.config, self._tokenizer
-        text_ids = tokenizer(batch, add_special_tokens=False)["input_ids"]
-        batch = [text if len(ids) <= cfg.max_input_tokens else tokenizer.decode(ids[:cfg.max_input_tokens])
-                 for text, ids in zip(batch, text_ids)]  # a text's own tokens are capped, not the prompt's
-        budgets = [self.token_budget(len(ids)) for ids in text_ids]
-        # Greedy decoding: a row's first k tokens do not depend on how many more are generated, so one call
-        # at the batch's largest budget, each row then cut at its own, gives each text what it gets alone.
-        # Beam search ranks hypotheses that the length limit shapes: one call per budget.
-        groups = ([list(range(len(batch)))] if cfg.num_beams == 1 else
-                  [[i for i, b in enumerate(budgets) if b == budget] for budget in sorted(set(budgets))])
-        generated: list[list[int]] = [[] for _ in batch]
-        for rows in groups:
-            output = self._generate_ids([batch[i] for i in rows], max(budgets[i] for i in rows), src, tgt)
-            for i, ids in zip(rows, output):
-                generated[i] = ids[:budgets[i]]
-        self.last_generation["budgets"] = budgets
-        return [self.clean(text, tgt) for text in tokenizer.batch_decode(generated, skip_special_tokens=True)]
-
-    def _generate_ids(self, texts: list[str], new_tokens: int, src: str, tgt: str) -> list[list[int]]:
-        """The generated token ids of each text's prompt (left-padded batch, greedy or beam search)."""
-        import torch
-
-        cfg, tokenizer, model = self.config, self._tokenizer, self._model
-        prompts, templated = self.prompts(texts, src, tgt)
-        inputs = tokenizer(prompts, add_special_tokens=not templated, padding=True,
-                           return_tensors="pt").to(self._device)
-        kwargs = {"num_beams": cfg.num_beams, "max_new_tokens": new_tokens, "do_sample": False,
-                  "pad_token_id": tokenizer.pad_token_id}
-        if cfg.stop:
-            kwargs.update(stop_strings=[cfg.stop], tokenizer=tokenizer)
-        with torch.inference_mode():
-            output = model.generate(**inputs, **kwargs)
-        generated = output[:, inputs["input_ids"].shape[1]:].detach().cpu()
-        self.last_generation = {"kwargs": {k: v for k, v in kwargs.items() if k != "tokenizer"},
-                                "prompts": prompts, "output_ids": generated, "source": src, "target": tgt}
-        return generated.tolist()
-
-    def clean(self, text: str, tgt: str) -> str:
-        """The first line (up to `stop`), without a repeated ``<Target language>:`` label."""
-        if self.config.stop:
-            text = text.lstrip().split(self.config.stop)[0]
-        label = language_fields(tgt)["name"] + ":"
-        text = text.strip()
-        return text[len(label):].strip() if text.startswith(label) else text
+def register_backend(name: str):
+    """Class decorator: `translator.backend=<name>` builds this Translator subclass."""
+    def decorate(cls: type[Translator]) -> type[Translator]:
+        if name in BACKENDS and BACKENDS[name] is not cls:
+            raise ValueError(f"translator backend {name!r} is registered twice ({BACKENDS[name]!r}, {cls!r})")
+        BACKENDS[name] = cls
+        return cls
+    return decorate
 
 
-class CTranslate2Translator(Seq2SeqTranslator):
-    """The same seq2seq model (NLLB, M2M100) run by CTranslate2: converted once from the transformers
-    weights into ``<models_dir>/ct2-<key>`` (keyed by the model's identity and the two packages' versions),
-    then decoded by CTranslate2's C++ runtime with the same tokens as `Seq2SeqTranslator`."""
+@functools.cache
+def load_backend_modules() -> None:
+    """Import every module of relevance/augment/translators/: each registers its backend."""
+    from relevance.augment import translators
 
-    def _load_model(self, name: str, dtype, kwargs: dict):
-        try:
-            import ctranslate2
-            from ctranslate2.converters import TransformersConverter
-        except ImportError as error:
-            raise ModelUnavailableError("translator.backend=ctranslate2 needs the ctranslate2 package "
-                                        "(pip install ctranslate2), or use translator.backend=seq2seq") from error
-        import transformers
-
-        from relevance.modeling.sources import COMPLETE_MARKER, write_directory_atomically
-
-        versions = f"{ctranslate2.__version__}|{transformers.__version__}"
-        target = self._models_dir() / f"ct2-{make_key(self.weights_identity, kwargs.get('revision'), versions)[:16]}"
-        if not (target / COMPLETE_MARKER).exists():
-            log.info("converting %s to CTranslate2 once (cached at %s)", name, target)
-            write_directory_atomically(target, lambda tmp: TransformersConverter(
-                name, revision=kwargs.get("revision")).convert(str(tmp), force=True))
-        device = resolve_device(self.config.device)
-        return ctranslate2.Translator(str(target), device="cuda" if device.startswith("cuda") else "cpu",
-                                      compute_type="default")
-
-    def _prepare(self) -> None:
-        pass  # no torch module to move
-
-    def _translate_batch(self, batch: list[str], src: str, tgt: str) -> list[str]:
-        tokenizer = self._tokenizer
-        tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in self.input_ids(batch, src, tgt)]
-        prefix = None
-        if self.config.target_language_as == "forced_bos":
-            prefix = [[self.language_token("target", tgt)]] * len(batch)
-        results = self._model.translate_batch(tokens, target_prefix=prefix, beam_size=self.config.num_beams,
-                                              max_decoding_length=self.config.max_new_tokens,
-                                              max_batch_size=self.config.batch_size)
-        hypotheses = [result.hypotheses[0][1:] if prefix else result.hypotheses[0] for result in results]
-        self.last_generation = {"tokens": tokens, "hypotheses": hypotheses, "source": src, "target": tgt}
-        return [tokenizer.decode(tokenizer.convert_tokens_to_ids(h), skip_special_tokens=True) for h in hypotheses]
+    for module in pkgutil.iter_modules(translators.__path__):
+        importlib.import_module(f"{translators.__name__}.{module.name}")
 
 
-TINY_SEQ2SEQ = ("m2m100", "t5")  # tiny random seq2seq translators (relevance/augment/tiny_translators.py)
-BACKENDS: dict[str, type[Translator]] = {"seq2seq": Seq2SeqTranslator, "causal_lm": CausalLMTranslator,
-                                         "ctranslate2": CTranslate2Translator}
+def backend_names() -> tuple[str, ...]:
+    load_backend_modules()
+    return tuple(BACKENDS)
 
 
 def make_translator(config: TranslatorConfig | DictConfig | dict | None, *, cache_dir=None, models_dir=None,
                     setting: str = "translator.model", progress: bool = True) -> Translator:
     """The translator `config` asks for (its ``backend``), caching under ``<cache_dir>/translations``."""
     config = translator_config(config)
+    load_backend_modules()
     if config.backend not in BACKENDS:
         raise ValueError(f"translator.backend={config.backend!r}: use one of {tuple(BACKENDS)}")
     return BACKENDS[config.backend](config, cache_dir=cache_dir, models_dir=models_dir, setting=setting,

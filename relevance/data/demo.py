@@ -336,28 +336,44 @@ def _write_atomic(path: Path, text: str) -> None:
 DEMO_TASK_FIELDS = ("name", "key", "target_field", "demo_targets")
 
 
-@lru_cache(maxsize=1)
-def generator_digest() -> str:
-    """The generator's own version: the SHA-256 of this module's source (its lexicon, rates and code), so a
-    changed generator never reads or rewrites the rows an earlier one wrote."""
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-
-
 def demo_folder_name(generate, task_cfg) -> str:
     """The folder the demo rows of these settings live in (under `<cache>/demo/`, conf/data/demo.yaml's
     `${demo_folder:${data.generate},${task}}`): ``seed{s}-train{n}-dev{m}-{digest}``, the digest keyed by
-    everything that makes the rows: every generator setting (`data.generate`, whatever fields it has),
-    the task fields the generator reads (`DEMO_TASK_FIELDS`) and the generator's version
-    (`generator_digest`). Two settings differing in any of these never share a folder."""
+    everything that makes the rows: every generator setting (`data.generate`, whatever fields it has), the
+    task fields the generator reads (`DEMO_TASK_FIELDS`), and the rows this generator makes of them (its
+    lexicon, rates and code: `content_digest`). Two settings, or two generators, whose rows differ never
+    share a folder; an edit that changes no row (a docstring) keeps it."""
     from omegaconf import DictConfig, OmegaConf
 
     settings = OmegaConf.to_container(generate, resolve=True) if isinstance(generate, DictConfig) else dict(generate)
     task = {field: (task_cfg.get(field) if hasattr(task_cfg, "get") else getattr(task_cfg, field, None))
             for field in DEMO_TASK_FIELDS}
-    key = json.dumps({"generate": settings, "task": task, "generator": generator_digest()}, sort_keys=True,
-                     default=str)
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+    digest = content_digest(json.dumps(settings, sort_keys=True, default=str), json.dumps(task, sort_keys=True))
     return f"seed{settings['seed']}-train{settings['train_rows']}-dev{settings['dev_rows']}-{digest}"
+
+
+@lru_cache(maxsize=64)
+def content_digest(settings_json: str, task_json: str) -> str:
+    """12 hex digits of the SHA-256 of the settings, the task fields and the rows `write_demo_data` writes for
+    them (generated in memory: milliseconds for the demo's sizes). Settings the generator refuses are digested
+    without rows: the run's config check reports them (relevance/config.py)."""
+    settings, task = json.loads(settings_json), json.loads(task_json)
+    digest = hashlib.sha256(f"{settings_json}\n{task_json}".encode("utf-8"))
+    try:
+        for split, n_rows in (("train", settings["train_rows"]), ("dev", settings["dev_rows"])):
+            rows = generate_demo_rows(_Task(**task), split, settings["seed"], n_rows)
+            digest.update(json.dumps(rows, ensure_ascii=False, sort_keys=True).encode("utf-8"))
+    except (ValueError, TypeError, KeyError):
+        digest.update(b"refused")
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class _Task:
+    name: str | None
+    key: str | None
+    target_field: str | None
+    demo_targets: str | None
 
 
 def write_demo_data(out_dir, task_cfg, seed: int = 0, train_rows: int = 480,

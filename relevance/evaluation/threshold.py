@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from relevance.config import THRESHOLD_MODES
+from relevance.evaluation.threshold_modes import THRESHOLD_MODES
 from relevance.evaluation.metrics import _check_inputs, _languages_array, f1_from_counts
 from relevance.files import atomic_open
 

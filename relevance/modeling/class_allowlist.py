@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from relevance.config import ModelConfig
+from relevance.modeling.model_config import ModelConfig
 from relevance.config_choices import CONF_DIR
 
 CLASS_KEYS = ("classifier_class", "causal_lm_class")
