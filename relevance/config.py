@@ -18,7 +18,9 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from relevance.augment.translator import backend_names, template_problem
 from relevance.augment.translator_config import TranslatorConfig
 from relevance.evaluation.threshold_modes import THRESHOLD_MODES
-from relevance.modeling.model_config import MODEL_SOURCES, ModelConfig
+from relevance.modeling.heads import head_class, head_names
+from relevance.modeling.model_config import ModelConfig
+from relevance.modeling.sources import source_names
 
 
 COMPETITION_LANGUAGES = ("ar", "de", "en", "es", "fr", "id", "it", "ja", "ko", "pl", "pt", "th", "vi")
@@ -229,7 +231,6 @@ class ConfigError(ValueError):
 
 
 NULL_TARGET_POLICIES = ("drop", "empty", "error")
-HEADS = ("classifier", "yes_no")
 
 
 def check_keys_against_schema(cfg: DictConfig, schema: type) -> None:
@@ -257,8 +258,8 @@ def validate_config(cfg: DictConfig) -> None:
 
 def _problems(cfg: DictConfig):
     yield from _task_problems(cfg)
-    if cfg.model.source not in MODEL_SOURCES:
-        yield f"model.source={cfg.model.source!r}: use one of {MODEL_SOURCES}"
+    if cfg.model.source not in source_names():
+        yield f"model.source={cfg.model.source!r}: use one of {source_names()}"
     if cfg.model.source == "tiny_random" and cfg.model.tiny is None:
         yield "model.source=tiny_random needs model.tiny (the tiny model's dimensions)"
     if cfg.model.source == "gguf_package" and not cfg.model.gguf_file:
@@ -293,8 +294,8 @@ def translator_problems(translator: DictConfig, prefix: str = "translator"):
     """What cannot work in a translator config, each naming its key."""
     if translator.backend not in backend_names():
         yield f"{prefix}.backend={translator.backend!r}: use one of {backend_names()}"
-    if translator.source not in MODEL_SOURCES:
-        yield f"{prefix}.source={translator.source!r}: use one of {MODEL_SOURCES}"
+    if translator.source not in source_names():
+        yield f"{prefix}.source={translator.source!r}: use one of {source_names()}"
     if translator.source == "tiny_random" and translator.tiny is None:
         yield f"{prefix}.source=tiny_random needs {prefix}.tiny (the tiny model's architecture and dimensions)"
     if translator.source == "gguf_package" and not translator.gguf_file:
@@ -473,15 +474,12 @@ def _quant_peft_problems(cfg: DictConfig):
 
 def _head_problems(cfg: DictConfig):
     head = cfg.head
-    if head.name not in HEADS:
-        yield f"head.name={head.name!r}: use one of {HEADS}"
     if head.padding_side not in ("left", "right"):
         yield f"head.padding_side={head.padding_side!r}: use left or right"
-    if head.name == "yes_no":
-        if not head.positive_token or not head.negative_token:
-            yield "head=yes_no needs head.positive_token and head.negative_token"
-        if head.padding_side != "left":
-            yield "head=yes_no needs head.padding_side=left: it reads the logits of the last position"
+    if head.name not in head_names():
+        yield f"head.name={head.name!r}: use one of {head_names()}"
+    else:
+        yield from head_class(head.name).problems(head)
 
 
 def _trainer_problems(cfg: DictConfig):

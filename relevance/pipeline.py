@@ -22,6 +22,7 @@ from relevance.evaluation.oof import oof_frame, write_oof
 from relevance.evaluation.roles import RunEvaluation, evaluate_run, write_evaluation
 from relevance.evaluation.threshold import ThresholdPolicy
 from relevance.modeling.batching import eval_token_budget
+from relevance.modeling.heads import head_class
 from relevance.modeling.inputs import collator, encode_table
 from relevance.modeling.loader import load_for_training
 from relevance.runtime import expect_new_head
@@ -127,9 +128,10 @@ def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContex
     started = time.perf_counter()
     set_seed(cfg.seed)  # heads and LoRA start the same whatever ran before (cache misses, augmentation)
     init_adapter = fetch_init_adapter(cfg, context.output_dir / "init_adapter") if cfg.model.init_adapter else None
-    if cfg.head.name == "classifier":
-        expect_new_head([cfg.model.classifier_head])  # transformers' MISSING report of it, replaced by:
-        log.info("classifier head `%s`: %s, trained in full with the LoRA adapter", cfg.model.classifier_head,
+    new_modules = head_class(cfg.head.name).new_modules(cfg.model)
+    if new_modules:
+        expect_new_head(new_modules)  # transformers' MISSING report of them, replaced by:
+        log.info("head `%s`: %s, trained in full with the LoRA adapter", ", ".join(new_modules),
                  "restored from model.init_adapter" if init_adapter else "new (random weights)")
     loaded = load_for_training(cfg, init_adapter)
     run.set_tags({"model.source_digest": loaded.source.digest})

@@ -42,6 +42,7 @@ from relevance.artifacts import TrainedModel, fetch_model_folder, load_model_fol
 from relevance.config import PredictConfig, check_keys_against_schema, register_configs
 from relevance.config_choices import exit_on_unknown_choices
 from relevance.files import atomic_open
+from relevance.modeling.heads import head_class
 from relevance.runtime import exit_on_sigterm, expect_new_head, quiet_third_party_logs
 from relevance.tracking.runs import scored_with
 
@@ -79,8 +80,9 @@ def latest_run(client: MlflowClient, task_name: str | None):
 def expect_trained_head(run_cfg: DictConfig) -> None:
     """The backbone loads without the classifier head, which the run's adapter restores right after: drop
     transformers' report of the head as MISSING (relevance.runtime.expect_new_head)."""
-    if OmegaConf.select(run_cfg, "head.name") == "classifier":
-        expect_new_head([str(OmegaConf.select(run_cfg, "model.classifier_head", default="score"))])
+    new_modules = head_class(str(OmegaConf.select(run_cfg, "head.name"))).new_modules(run_cfg.model)
+    if new_modules:
+        expect_new_head(new_modules)
 
 
 def check_paths(input_path: Path, output_path: Path, null_target: str) -> None:

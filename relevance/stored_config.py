@@ -25,8 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf._utils import get_yaml_loader
 from omegaconf.errors import OmegaConfBaseException
 
-from relevance.config_choices import CONF_DIR
-from relevance.modeling.class_allowlist import CLASS_KEYS, allowed_attention, class_path_problem, model_presets
+from relevance.modeling.class_allowlist import CLASS_KEYS, allowed_attention, allowed_gguf_packages, class_path_problem
 
 INTERPOLATION = "${"
 CODE_SUFFIXES = (".py", ".pyc", ".so")  # files a model folder would run (transformers' remote code, compiled modules)
@@ -71,17 +70,6 @@ def _interpolations(node, prefix: str = ""):
 
 
 # -- checking ---------------------------------------------------------------------------------------
-
-def allowed_gguf_packages(conf_dir: Path = CONF_DIR) -> frozenset[str]:
-    """The Python packages the presets load GGUF weights from (`source: gguf_package`): such a package may
-    be imported to assemble its file, so a stored config names no other."""
-    names = {preset.get("id") for preset in model_presets(conf_dir).values() if preset.get("source") == "gguf_package"}
-    for path in sorted((conf_dir / "translator").glob("*.yaml")):
-        preset = yaml.safe_load(path.read_text()) or {}
-        if preset.get("source") == "gguf_package":
-            names.add(preset.get("model"))
-    return frozenset(str(name) for name in names if name)
-
 
 def remote_code_in_folder(model_dir: Path) -> list[str]:
     """The model folder's own code: Python files, and `auto_map` entries of its JSON files (which point

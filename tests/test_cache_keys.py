@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 import relevance.data.demo as demo
 from relevance.augment.embedder import Embedder
 from relevance.data.loading import load_splits
-from relevance.modeling.sources import gguf_conversion_key, locate_packaged_gguf
+from relevance.modeling.sources.gguf_package import gguf_conversion_key, locate_packaged_gguf
 from relevance.modeling.tiny import tiny_model_key, tokenizer_corpus
 from tests.conftest import compose_train, run_cli
 

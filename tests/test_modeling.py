@@ -8,13 +8,15 @@ import pytest
 import torch
 from datasets import Dataset
 
-from relevance.modeling.heads import YesNoHead, single_token_id
+from relevance.modeling.heads import single_token_id
+from relevance.modeling.heads.yes_no import YesNoHead
 from relevance.modeling.inputs import encode_table, format_prompt
 from relevance.modeling.loader import load_for_training
 from relevance.hardware import cpu_flags
 from relevance.modeling.quantization import (bitsandbytes_config, choose_compute_dtype,
                                               resolve_compute_dtype)
-from relevance.modeling.sources import ModelSourceError, locate_packaged_gguf, resolve_model
+from relevance.modeling.sources import ModelSourceError, resolve_model
+from relevance.modeling.sources.gguf_package import locate_packaged_gguf
 from tests.conftest import compose_train
 from tests.requirements import require_module
 

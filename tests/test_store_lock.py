@@ -201,3 +201,47 @@ def test_a_finished_training_is_never_lost_to_a_busy_store(tmp_path, shared_cach
     assert_finished_with_its_model(tmp_path, run)
     assert (output_dir / "pending_results" / "logged.json").is_file()
     assert not (output_dir / "pending_results" / "record.json").exists()  # never logged twice
+
+
+# --------------------------------------------------------------------------- the policy, on a real lock, fast
+
+def test_retries_are_bounded_logged_and_end_once_the_lock_is_released(tmp_path, caplog, request):
+    """SQLite's own 20 s wait left out (`timeout=0`): the retry loop itself, on a lock another process holds."""
+    import logging
+    import sqlite3
+
+    from relevance.tracking.store_retry import RetryPolicy, StoreBusyError, call_with_retries
+
+    db = tmp_path / "store.db"
+    sqlite3.connect(db).execute("CREATE TABLE t (x)")
+    lock = StoreLock(tmp_path / "lock", db).hold()
+
+    def write():
+        connection = sqlite3.connect(db, timeout=0, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("INSERT INTO t VALUES (1)")
+        connection.execute("COMMIT")
+
+    caplog.set_level(logging.WARNING, "relevance.tracking.store_retry")
+    request.addfinalizer(lock.release)
+    with pytest.raises(StoreBusyError, match=r"stayed busy \(database is locked\) during insert .* through 3 retries"):
+        call_with_retries(write, "insert", str(db), RetryPolicy(3, 0.01))
+    waits = [r.getMessage() for r in caplog.records]
+    assert waits == [f"store busy (database is locked): retry {n}/3 in {w:g} s (insert)"
+                     for n, w in ((1, 0.01), (2, 0.02), (3, 0.04))]
+
+    caplog.clear()
+    call_with_retries(write, "insert", str(db), RetryPolicy(3, 0.01), sleep=lambda seconds: lock.release())
+    assert len(caplog.records) == 1  # one wait, then the lock was free
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM t").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("setting", ["store_retries=-1", "store_retries=1.5", "store_retry_seconds=-2"])
+def test_a_refused_retry_setting_names_its_key(setting):
+    from omegaconf import OmegaConf
+
+    from relevance.tracking.store_retry import policy_from
+
+    key, value = setting.split("=")
+    with pytest.raises(ValueError, match=rf"^tracking\.{key}={value}"):
+        policy_from(OmegaConf.create({key: float(value) if "." in value else int(value)}))

@@ -34,8 +34,8 @@ from typing import Optional
 import hydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from relevance.modeling.sources import (COMPLETE_MARKER, ResolvedModel, file_digest, installed_version,
-                                        locate_packaged_gguf, package_release)
+from relevance.modeling.sources import COMPLETE_MARKER, ResolvedModel, file_digest, installed_version, package_release
+from relevance.modeling.sources.gguf_package import locate_packaged_gguf
 
 log = logging.getLogger(__name__)
 
@@ -164,8 +164,8 @@ def materialise_base(model_dir: Path, out_dir: Path, *, check_weights: bool = Tr
 
 
 def _convert_recorded_gguf(record: dict, out_dir: Path, where: str) -> Path:
-    from relevance.modeling.sources import convert_gguf_once
-    from relevance.stored_config import allowed_gguf_packages
+    from relevance.modeling.sources.gguf_package import convert_gguf_once
+    from relevance.modeling.class_allowlist import allowed_gguf_packages
 
     module, package, version = record["module"], record["package"], record["version"]
     if module not in allowed_gguf_packages():  # a record is data: it never decides what is imported

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from relevance.modeling.model_config import ModelConfig
 from relevance.config_choices import CONF_DIR
+from relevance.modeling.model_config import ModelConfig
 
 CLASS_KEYS = ("classifier_class", "causal_lm_class")
 BUILT_IN_ATTENTION = frozenset({"eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention"})
@@ -48,6 +48,17 @@ def allowed_model_classes(conf_dir: Path = CONF_DIR) -> frozenset[str]:
 def allowed_attention(conf_dir: Path = CONF_DIR) -> frozenset[str]:
     presets = {preset.get("attn_implementation") for preset in model_presets(conf_dir).values()}
     return BUILT_IN_ATTENTION | {str(value) for value in presets if value}
+
+
+def allowed_gguf_packages(conf_dir: Path = CONF_DIR) -> frozenset[str]:
+    """The Python packages the presets load GGUF weights from (`source: gguf_package`): such a package may
+    be imported to assemble its file, so a stored config names no other."""
+    names = {preset.get("id") for preset in model_presets(conf_dir).values() if preset.get("source") == "gguf_package"}
+    for path in sorted((conf_dir / "translator").glob("*.yaml")):
+        preset = yaml.safe_load(path.read_text()) or {}
+        if preset.get("source") == "gguf_package":
+            names.add(preset.get("model"))
+    return frozenset(str(name) for name in names if name)
 
 
 def class_path_problem(key: str, class_path) -> str | None:

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from transformers import AutoTokenizer
 
 from relevance.modeling.class_allowlist import model_class
-from relevance.modeling.heads import build_head
+from relevance.modeling.heads import build_head, head_class
 from relevance.modeling.quantization import (bitsandbytes_config, choose_compute_dtype, compute_in, device_map,
                                               keep_4bit_layers_differentiable, keep_trained_weights_in_float32,
                                               weights_dtype)
@@ -53,7 +53,8 @@ def load_backbone(cfg: DictConfig, source: ResolvedModel, tokenizer, head_cfg: D
     every forward in the run's compute dtype (`quantization.compute_in`)."""
     model_cfg = cfg.model
     # only a class the model presets name is imported (relevance/modeling/class_allowlist.py)
-    backbone_class = model_class(model_cfg, "classifier_class" if head_cfg.name == "classifier" else "causal_lm_class")
+    head = head_class(head_cfg.name)
+    backbone_class = model_class(model_cfg, head.backbone_class_key)
     compute_dtype, reason = choose_compute_dtype(cfg.quant.compute_dtype)
     log.info("compute dtype %s (%s)", compute_dtype, reason)
     kwargs = dict(
@@ -65,8 +66,7 @@ def load_backbone(cfg: DictConfig, source: ResolvedModel, tokenizer, head_cfg: D
     )
     if model_cfg.attn_implementation:
         kwargs["attn_implementation"] = model_cfg.attn_implementation
-    if head_cfg.name == "classifier":
-        kwargs["num_labels"] = 2
+    kwargs.update(head.backbone_kwargs)
     try:
         model = backbone_class.from_pretrained(source.path, **kwargs)
     except OSError as error:

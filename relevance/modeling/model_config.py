@@ -8,9 +8,6 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-MODEL_SOURCES = ("hub", "local", "gguf_package", "tiny_random")
-
-
 @dataclass
 class TinyModelConfig:
     architecture: str = "llama"
@@ -33,7 +30,7 @@ class TinyModelConfig:
 @dataclass
 class ModelConfig:
     name: str = MISSING
-    source: str = MISSING  # hub | local | gguf_package | tiny_random
+    source: str = MISSING  # hub | local | gguf_package | tiny_random: one module each in modeling/sources/
     id: str = MISSING  # hub id, local directory, or the Python package shipping a GGUF
     revision: Optional[str] = None
     gguf_file: Optional[str] = None

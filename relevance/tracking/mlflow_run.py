@@ -269,6 +269,9 @@ class TrackedRun:
                 raise clear from exc
             self._end_failed(exc_type, exc, tb)
         else:  # a stop signal (RunInterrupted), Ctrl-C, sys.exit
+            if self._pending is not None:  # not finished after all: a re-run continues it from its checkpoint
+                self._pending.discard()
+                self._pending = None
             reason = exc.reason if isinstance(exc, RunInterrupted) else f"{exc_type.__name__}: {exc}".rstrip(": ")
             self.client.set_tag(self.run_id, KILL_REASON_TAG, reason[:5000])
             self.client.set_terminated(self.run_id, "KILLED")

@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
             failures += 1
             print(f"{record}: not logged: {type(exc).__name__}: {exc}", file=sys.stderr)
         else:
-            print(f"{record}: logged; run {run_id} is {json.loads(record.with_name(LOGGED_FILE).read_text())['end_status']}")
+            status = json.loads(record.with_name(LOGGED_FILE).read_text())["end_status"]
+            print(f"{record}: logged; run {run_id} is {status}")
     return 1 if failures else 0
 
 
