@@ -79,7 +79,7 @@ class StoreLock:
     def release(self) -> None:
         self.release_file.write_text("go")
         if self.process is not None:
-            self.process.wait(timeout=60)
+            self.process.wait(timeout=60)  # bound: stopping the lock holder
 
 
 @pytest.fixture
@@ -103,14 +103,13 @@ def start_train(args: list[str], cwd: Path, env: dict | None = None) -> subproce
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def read_until(process: subprocess.Popen, text: str, timeout: float = 300) -> list[str]:
+def read_until(process: subprocess.Popen, text: str) -> list[str]:
     """The process's output lines up to and with the first that contains `text`."""
-    lines, deadline = [], time.time() + timeout
+    lines = []
     for line in process.stdout:
         lines.append(line)
         if text in line:
             return lines
-        assert time.time() < deadline, f"no {text!r} after {timeout} s"
     raise AssertionError(f"the process ended without {text!r}:\n{''.join(lines)[-4000:]}")
 
 
@@ -123,7 +122,7 @@ def test_a_run_starting_while_the_store_is_locked_waits_with_logged_retries(tmp_
     try:
         seen = read_until(process, "store busy (database is locked): retry 1/5 in 1 s")
         store.release()
-        rest = process.communicate(timeout=600)[0]
+        rest = process.communicate()[0]
     finally:
         process.kill()
     assert process.returncode == 0, (''.join(seen) + rest)[-6000:]
@@ -160,7 +159,7 @@ def train_until_the_store_locks(tmp_path: Path, shared_cache: Path, store: Store
     args = [*tiny_run_args(tmp_path, shared_cache, "trainer.num_threads=1"), "tracking.store_retries=0",
             "hydra.run.dir=outputs/locked"]
     result = subprocess.run([sys.executable, "-m", "relevance.train", *args], cwd=tmp_path,
-                            env=lock_when_training_ends(tmp_path, store), capture_output=True, text=True, timeout=900)
+                            env=lock_when_training_ends(tmp_path, store), capture_output=True, text=True)
     assert result.returncode != 0
     return result.stderr, tmp_path / "outputs" / "locked"
 
@@ -191,7 +190,7 @@ def test_a_finished_training_is_never_lost_to_a_busy_store(tmp_path, shared_cach
 
     if logged_by == "the command":
         result = subprocess.run([sys.executable, "-m", "relevance.tracking.pending", str(tmp_path / "outputs")],
-                                cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=300)
+                                cwd=tmp_path, env=cli_env(), capture_output=True, text=True)
         assert result.returncode == 0, result.stderr[-3000:]
         assert f"run {run.info.run_id} is FINISHED" in result.stdout
     else:
@@ -217,7 +216,7 @@ def test_retries_are_bounded_logged_and_end_once_the_lock_is_released(tmp_path, 
     lock = StoreLock(tmp_path / "lock", db).hold()
 
     def write():
-        connection = sqlite3.connect(db, timeout=0, isolation_level=None)
+        connection = sqlite3.connect(db, timeout=0, isolation_level=None)  # bound: SQLite's own busy wait turned off, not a limit
         connection.execute("BEGIN IMMEDIATE")
         connection.execute("INSERT INTO t VALUES (1)")
         connection.execute("COMMIT")

@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 
 from relevance.augment.base import STRATEGIES, load_strategy_modules
 from relevance.tracking.identity import config_hash, data_digest, run_identity
-from relevance.tracking.mlflow_run import MAX_PARAMS_PER_CALL, TrackedRun, flatten, run_name_from_overrides
+from relevance.tracking.mlflow_run import TrackedRun, flatten, run_name_from_overrides
+from relevance.tracking.tags import MAX_PARAMS_PER_CALL
 from tests.conftest import compose_train
 
 

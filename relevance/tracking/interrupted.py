@@ -32,7 +32,8 @@ from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from relevance.tracking.heartbeat import last_heartbeat, vanished_reason
-from relevance.tracking.mlflow_run import ERROR_TAG, search_all  # ERROR_TAG: set on a failure, before FAILED
+from relevance.tracking.mlflow_run import search_all
+from relevance.tracking.tags import ERROR_TAG  # set on a failure, before FAILED
 from relevance.tracking.pending import log_pending_of_runs
 from relevance.tracking.tags import ENDED_BY_TAG, KILL_REASON_TAG, RUN_IDENTITY_TAG, SWEEP_TAG
 

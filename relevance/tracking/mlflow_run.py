@@ -30,18 +30,17 @@ from relevance.tracking.pending import COMMAND as PENDING_COMMAND
 from relevance.tracking.pending import PendingResults
 from relevance.tracking.store import sqlite_path, tracking_client
 from relevance.tracking.system_metrics import SystemMetrics
-from relevance.tracking.tags import (KILL_REASON_TAG, OUTPUT_DIR_TAG, PREVIOUS_PARENT_TAG, PREVIOUS_RUN_NAME_TAG,
-                                     RESUMED_AFTER_TAG, RESUMED_FROM_STEP_TAG)
+from relevance.tracking.tags import (ERROR_TAG, KILL_REASON_TAG, MAX_PARAMS_PER_CALL, OUTPUT_DIR_TAG,
+                                     PREVIOUS_PARENT_TAG, PREVIOUS_RUN_NAME_TAG, RESUMED_AFTER_TAG,
+                                     RESUMED_FROM_STEP_TAG)
 
 log = logging.getLogger(__name__)
 
-MAX_PARAMS_PER_CALL = 100
 MAX_PARAM_VALUE = 6000
 PARENT_RUN_ENV = "RELEVANCE_PARENT_RUN_ID"  # set by the sweep callback; MLFLOW_RUN_ID would resume that run instead
 GROUP_TAGS = ("model", "task", "data", "quant", "peft", "head", "trainer")
 PARENT_TAG = "mlflow.parentRunId"
 DEFAULT_HEARTBEAT_SECONDS = 30.0  # tracking.heartbeat_seconds
-ERROR_TAG = "error"  # a FAILED run's error; relevance.tracking.interrupted reads it
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from relevance.files import atomic_open
-from relevance.tracking.tags import LOGGED_LATE_TAG, OUTPUT_DIR_TAG
+from relevance.tracking.tags import ERROR_TAG, LOGGED_LATE_TAG, MAX_PARAMS_PER_CALL, OUTPUT_DIR_TAG
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,6 @@ def log_pending(record_path: Path, client=None) -> str:
     """Log a pending record into its store and end its run as training ended it; the run id."""
     from mlflow.entities import Metric, Param, RunTag
 
-    from relevance.tracking.mlflow_run import ERROR_TAG, MAX_PARAMS_PER_CALL
     from relevance.tracking.store import tracking_client
 
     record_path = Path(record_path)

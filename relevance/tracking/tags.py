@@ -31,3 +31,7 @@ ENDED_BY_TAG = "relevance.ended_by"  # a failed run ended FAILED by a later run:
 # results the store could not take when training finished (relevance.tracking.pending)
 OUTPUT_DIR_TAG = "relevance.output_dir"  # the run's local output folder: where a pending record would be
 LOGGED_LATE_TAG = "relevance.logged_late"  # its results were logged later from a pending record: why, when
+
+# a FAILED run's error (set before the status; relevance.tracking.interrupted and .pending read it)
+ERROR_TAG = "error"
+MAX_PARAMS_PER_CALL = 100  # MLflow's limit on the params of one log_batch call
