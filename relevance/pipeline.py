@@ -131,7 +131,7 @@ def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContex
     new_modules = head_class(cfg.head.name).new_modules(cfg.model)
     if new_modules:
         expect_new_head(new_modules)  # transformers' MISSING report of them, replaced by:
-        log.info("head `%s`: %s, trained in full with the LoRA adapter", ", ".join(new_modules),
+        log.info("%s head `%s`: %s, trained in full with the LoRA adapter", cfg.head.name, ", ".join(new_modules),
                  "restored from model.init_adapter" if init_adapter else "new (random weights)")
     loaded = load_for_training(cfg, init_adapter)
     run.set_tags({"model.source_digest": loaded.source.digest})

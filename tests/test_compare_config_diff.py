@@ -51,7 +51,8 @@ def test_compare_reports_the_keys_that_differ_run_by_run(smoke_sweep, tmp_path):
 
 
 def logged_run(uri: str, root, overrides: list[str], name: str):
-    cfg = compose_train(["model=tiny_random", "trainer=smoke", f"paths.root={root}", *overrides])
+    cfg = compose_train(["model=tiny_random", "trainer=smoke", f"paths.root={root}", f"tracking.tracking_uri={uri}",
+                         *overrides])
     with TrackedRun(cfg.tracking, name, {}) as run:
         run.log_params(config_params(cfg))
         run.log_params({"data.train_rows": len(name) * 100})  # a count logged beside the config

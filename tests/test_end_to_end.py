@@ -141,7 +141,10 @@ def test_bad_data_fails_clearly_and_leaves_earlier_runs_intact(trained, shared_c
 def test_qi_with_the_yes_no_head(tmp_path, shared_cache):
     run_cli("train", tiny_run_args(tmp_path, shared_cache, "task=qi", "head=yes_no", "quant=int8"), cwd=tmp_path)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    runs = mlflow.search_runs(experiment_names=["relevance-qi"])
+    try:
+        runs = mlflow.search_runs(experiment_names=["relevance-qi"])
+    finally:
+        mlflow.set_tracking_uri(None)  # it sets MLFLOW_TRACKING_URI too: never leak it to the next test
     assert len(runs) == 1 and runs.loc[0, "status"] == "FINISHED"
     assert runs.loc[0, "tags.head"] == "yes_no" and runs.loc[0, "tags.quant"] == "int8"
     run_id = runs.loc[0, "run_id"]

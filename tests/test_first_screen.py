@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, cli_env, compose_train
 
 SMALL_DEMO = ("data.generate.train_rows=240", "data.max_dev_rows=120", "data.max_test_rows=120", "trainer.epochs=1")
 UI = "http://127.0.0.1:5000"
@@ -127,3 +127,11 @@ def test_the_first_screen_prints_what_a_newcomer_acts_on(tmp_path, shared_cache)
     finally:
         ui.send_signal(signal.SIGTERM)
         assert ui.wait(timeout=60) == 128 + signal.SIGTERM  # bound: stopping a server after SIGTERM
+
+
+def test_the_readmes_predict_input_is_the_file_make_demo_generates():
+    """The README names the demo's dev file by its folder (generator settings + digest): it must be the folder
+    `experiment=demo` generates, or the newcomer's predict command finds no file."""
+    readme_input = next(arg.removeprefix("input=") for arg in readme_predict_command() if arg.startswith("input="))
+    cfg = compose_train(["experiment=demo", "paths.cache_dir=.cache"])
+    assert readme_input == f"{cfg.data.dir}/qc_dev.jsonl"

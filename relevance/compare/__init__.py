@@ -22,6 +22,7 @@ pilot (docs/comparison.md).
     significance Holm over a baseline's arms, verdicts, P(better) over seed pairs, per-seed spread
     sample_size  seed and row noise, minimal detectable effect, seeds a delta needs
     aggregates   per-language F1 and winners; means over tasks
+    config_diff  the resolved config keys whose values differ among the runs, run by run
     comparison   the Comparison object tying them together
     tables       formatted (header, rows) tables
     report       terminal text, report folder, artifacts on the parent runs
