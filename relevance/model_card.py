@@ -20,6 +20,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from relevance.modeling.heads import head_class
+
 CARD_FILE = "model_card.json"
 README_FILE = "README.md"
 CARD_FORMAT = 1
@@ -51,16 +53,9 @@ def card_facts(cfg: DictConfig, tokenizer, head, thresholds, threshold_file: dic
     example["text"] = str(task.prompt).format(**example) + (suffix or "")
     output = {"head": str(head_cfg.name), "labels": LABELS, "relevant_index": RELEVANT_INDEX,
               "score": "softmax over the two logits; P(relevant) is index 1"}
-    if head_cfg.name == "classifier":
-        output["logits"] = ("the sequence-classification head's 2 logits (num_labels=2), pooled at each row's last "
-                            "non-pad token (the config's pad_token_id)")
-        model_class = str(cfg.model.classifier_class)
-    else:
-        output.update(
-            logits="the vocabulary logits at the last position, at [negative_token_id, positive_token_id]",
-            negative_token=str(head_cfg.negative_token), negative_token_id=int(head.negative_id),
-            positive_token=str(head_cfg.positive_token), positive_token_id=int(head.positive_id))
-        model_class = str(cfg.model.causal_lm_class)
+    head_type = head_class(str(head_cfg.name))  # each head says what its two logits are (modeling/heads/)
+    output.update(head.describe_output(), from_pretrained=dict(head_type.backbone_kwargs))
+    model_class = str(cfg.model[head_type.backbone_class_key])
     bits = OmegaConf.select(quant, "bits", default=None)
     return {
         "format": CARD_FORMAT,
@@ -129,8 +124,7 @@ def loading_snippet(facts: dict) -> str:
     if facts["adapter"]:
         imports.append("from peft import PeftModel" + (", prepare_model_for_kbit_training" if quant else ""))
     load_args = [f"dtype=torch.{precision['weights_dtype']}"]
-    if out["head"] == "classifier":
-        load_args.append("num_labels=2")
+    load_args += [f"{key}={value!r}" for key, value in out.get("from_pretrained", {}).items()]
     if quant and quant["bits"] == 4:
         load_args.append(f'quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type='
                          f'"{quant["quant_type"]}", bnb_4bit_use_double_quant={bool(quant["double_quant"])}, '
@@ -170,7 +164,7 @@ def loading_snippet(facts: dict) -> str:
               "    batch = torch.tensor([ids], device=model.device)",
               f"    with torch.inference_mode(), torch.autocast(batch.device.type, dtype=torch.{compute}, "
               f"enabled={compute != 'float32'}):"]
-    if out["head"] == "classifier":
+    if "positive_token_id" not in out:  # the head's own logits (a sequence classifier)
         lines.append("        logits = model(input_ids=batch, attention_mask=torch.ones_like(batch)).logits")
     else:
         lines += ["        last = model(input_ids=batch, attention_mask=torch.ones_like(batch), logits_to_keep=1)"
@@ -233,7 +227,7 @@ def readme(facts: dict) -> str:
         f"Head `{out['head']}`: {out['logits']}. Label order {out['labels']}: index {out['relevant_index']} means "
         f"**relevant**; the score is {out['score']}."
         + (f" Tokens: negative `{json.dumps(out['negative_token'])}` (id {out['negative_token_id']}), positive "
-           f"`{json.dumps(out['positive_token'])}` (id {out['positive_token_id']})." if out["head"] != "classifier"
+           f"`{json.dumps(out['positive_token'])}` (id {out['positive_token_id']})." if "positive_token_id" in out
            else ""),
         "",
         "## Threshold",

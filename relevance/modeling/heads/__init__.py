@@ -42,6 +42,10 @@ class Head:
         """What cannot work in this head's config, each naming its key (`validate_config`)."""
         return iter(())
 
+    def describe_output(self) -> dict[str, Any]:
+        """What the model card says of the two logits (`logits`, and any token ids a plain loader needs)."""
+        return {"logits": f"the two logits of head `{self.head_cfg.name}`"}
+
     def pair_logits(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 

@@ -18,5 +18,9 @@ class ClassifierHead(Head):
     def new_modules(cls, model_cfg: DictConfig) -> list[str]:
         return [str(model_cfg.get("classifier_head") or "score")]
 
+    def describe_output(self):
+        return {"logits": "the sequence-classification head's 2 logits (num_labels=2), pooled at each row's last "
+                          "non-pad token (the config's pad_token_id)"}
+
     def pair_logits(self, model, batch):
         return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits

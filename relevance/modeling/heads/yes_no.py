@@ -26,6 +26,11 @@ class YesNoHead(Head):
         if head_cfg.padding_side != "left":
             yield "head=yes_no needs head.padding_side=left: it reads the logits of the last position"
 
+    def describe_output(self):
+        return {"logits": "the vocabulary logits at the last position, at [negative_token_id, positive_token_id]",
+                "negative_token": str(self.head_cfg.negative_token), "negative_token_id": int(self.negative_id),
+                "positive_token": str(self.head_cfg.positive_token), "positive_token_id": int(self.positive_id)}
+
     def pair_logits(self, model, batch):
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1)
         last = out.logits[:, -1, :]
