@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "relevance"
 
 # lowest first: a module may import from its own layer and the ones before it
 LAYERS = [
-    ("foundations", {"files", "hardware", "text_tables", "runtime", "data", "config_choices"}),
+    ("foundations", {"files", "hardware", "text_tables", "runtime", "data", "config_choices", "plugins"}),
     ("models and metrics", {"modeling", "training", "evaluation"}),
     ("strategies", {"augment"}),
     ("configuration", {"config", "resolvers", "stored_config"}),

@@ -42,11 +42,8 @@ network the run stops at once saying which setting to point at a local copy.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import importlib
 import logging
 import os
-import pkgutil
 import string
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,6 +54,7 @@ from relevance.augment.cache import ContentCache, make_key
 from relevance.augment.languages import FLORES, competition_code, to_flores
 from relevance.augment.translator_config import TranslatorConfig
 from relevance.modeling.pretrained import load_pretrained, model_identity, package_version, resolve_device
+from relevance.plugins import Registry
 
 log = logging.getLogger(__name__)
 
@@ -269,39 +267,14 @@ class Translator:
         raise NotImplementedError
 
 
-BACKENDS: dict[str, type[Translator]] = {}
-
-
-def register_backend(name: str):
-    """Class decorator: `translator.backend=<name>` builds this Translator subclass."""
-    def decorate(cls: type[Translator]) -> type[Translator]:
-        if name in BACKENDS and BACKENDS[name] is not cls:
-            raise ValueError(f"translator backend {name!r} is registered twice ({BACKENDS[name]!r}, {cls!r})")
-        BACKENDS[name] = cls
-        return cls
-    return decorate
-
-
-@functools.cache
-def load_backend_modules() -> None:
-    """Import every module of relevance/augment/translators/: each registers its backend."""
-    from relevance.augment import translators
-
-    for module in pkgutil.iter_modules(translators.__path__):
-        importlib.import_module(f"{translators.__name__}.{module.name}")
-
-
-def backend_names() -> tuple[str, ...]:
-    load_backend_modules()
-    return tuple(BACKENDS)
+BACKENDS = Registry("translator backend", "relevance.augment.translators")
+register_backend = BACKENDS.register  # `translator.backend=<name>` builds the Translator subclass it decorates
+backend_names = BACKENDS.names
 
 
 def make_translator(config: TranslatorConfig | DictConfig | dict | None, *, cache_dir=None, models_dir=None,
                     setting: str = "translator.model", progress: bool = True) -> Translator:
     """The translator `config` asks for (its ``backend``), caching under ``<cache_dir>/translations``."""
     config = translator_config(config)
-    load_backend_modules()
-    if config.backend not in BACKENDS:
-        raise ValueError(f"translator.backend={config.backend!r}: use one of {tuple(BACKENDS)}")
-    return BACKENDS[config.backend](config, cache_dir=cache_dir, models_dir=models_dir, setting=setting,
+    return BACKENDS.get(config.backend, "translator.backend")(config, cache_dir=cache_dir, models_dir=models_dir, setting=setting,
                                     progress=progress)

@@ -9,13 +9,12 @@ the config checks and `predict` read what they need from the class (`task_type`,
 
 from __future__ import annotations
 
-import functools
-import importlib
-import pkgutil
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
+
+from relevance.plugins import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -50,36 +49,13 @@ class Head:
         raise NotImplementedError
 
 
-HEADS: dict[str, type[Head]] = {}
-
-
-def register_head(name: str):
-    """Class decorator: `head=<name>` (`head.name: <name>`) builds this Head subclass."""
-    def decorate(cls: type[Head]) -> type[Head]:
-        if name in HEADS and HEADS[name] is not cls:
-            raise ValueError(f"head {name!r} is registered twice ({HEADS[name]!r}, {cls!r})")
-        HEADS[name] = cls
-        return cls
-    return decorate
-
-
-@functools.cache
-def load_head_modules() -> None:
-    """Import every module of this package: each registers its head."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-
-
-def head_names() -> tuple[str, ...]:
-    load_head_modules()
-    return tuple(sorted(HEADS))
+HEADS = Registry("head", __name__)
+register_head = HEADS.register  # `head=<name>` (`head.name: <name>`) builds the class it decorates
+head_names = HEADS.names
 
 
 def head_class(name: str) -> type[Head]:
-    load_head_modules()
-    if name not in HEADS:
-        raise ValueError(f"head.name={name!r}: use one of {head_names()}")
-    return HEADS[name]
+    return HEADS.get(name, "head.name")
 
 
 def build_head(head_cfg: DictConfig, tokenizer) -> Head:

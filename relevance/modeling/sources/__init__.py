@@ -10,13 +10,10 @@ same whether the cache was empty or warm (`rng_untouched`)."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
-import importlib
 import importlib.metadata
 import logging
 import os
-import pkgutil
 import random
 import shutil
 import tempfile
@@ -24,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
+
+from relevance.plugins import Registry
 
 log = logging.getLogger(__name__)
 
@@ -72,36 +71,16 @@ class ModelSource:
         return self.resolve(model_cfg, cache_dir).digest
 
 
-SOURCES: dict[str, ModelSource] = {}
-
-
-def register_source(name: str):
-    """Class decorator: `model.source=<name>` (and `translator.source=<name>`) resolves through this class."""
-    def decorate(cls: type[ModelSource]) -> type[ModelSource]:
-        if name in SOURCES and type(SOURCES[name]) is not cls:
-            raise ValueError(f"model source {name!r} is registered twice")
-        SOURCES[name] = cls()
-        return cls
-    return decorate
-
-
-@functools.cache
-def load_source_modules() -> None:
-    """Import every module of this package: each registers its source."""
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-
-
-def source_names() -> tuple[str, ...]:
-    load_source_modules()
-    return tuple(sorted(SOURCES))
+SOURCES = Registry("model source", __name__)
+register_source = SOURCES.register  # `model.source=<name>` (and `translator.source`) resolves through the class
+source_names = SOURCES.names
 
 
 def model_source(name: str) -> ModelSource:
-    load_source_modules()
-    if name not in SOURCES:
-        raise ModelSourceError(f"model.source={name!r} is not one of {source_names()}")
-    return SOURCES[name]
+    try:
+        return SOURCES.get(name, "model.source")()
+    except ValueError as error:
+        raise ModelSourceError(str(error)) from None
 
 
 def resolve_model(model_cfg: DictConfig, cache_dir: str | Path) -> ResolvedModel:

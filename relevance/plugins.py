@@ -1,0 +1,49 @@
+"""One plug-in pattern: classes registered by name from the modules of one package. Strategies'
+neighbours — translator backends, model sources, heads — each keep a `Registry`; a new one is a module in
+that package that registers its class with `@REGISTRY.register("<name>")`, plus a YAML naming it. The
+package's modules are imported the first time the registry is read, so nothing else is edited."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+
+class Registry:
+    """`kind` names what is registered in messages (`head`); `package` is the package whose modules
+    register (`relevance.modeling.heads`)."""
+
+    def __init__(self, kind: str, package: str):
+        self.kind, self.package = kind, package
+        self.classes: dict[str, type] = {}
+        self._loaded = False
+
+    def register(self, name: str):
+        """Class decorator: the class this name builds."""
+        def decorate(cls: type) -> type:
+            if name in self.classes and self.classes[name] is not cls:
+                raise ValueError(f"{self.kind} {name!r} is registered twice ({self.classes[name]!r}, {cls!r})")
+            self.classes[name] = cls
+            return cls
+        return decorate
+
+    def load(self) -> None:
+        """Import every module of the package (once): each registers its class."""
+        if self._loaded:
+            return
+        self._loaded = True
+        package = importlib.import_module(self.package)
+        for module in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{self.package}.{module.name}")
+
+    def names(self) -> tuple[str, ...]:
+        self.load()
+        return tuple(sorted(self.classes))
+
+    def get(self, name: Any, key: str) -> type:
+        """The class registered as `name`; a ValueError naming the config `key` and the options otherwise."""
+        self.load()
+        if name not in self.classes:
+            raise ValueError(f"{key}={name!r}: use one of {self.names()}")
+        return self.classes[name]
