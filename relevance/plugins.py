@@ -1,7 +1,7 @@
-"""One plug-in pattern: classes registered by name from the modules of one package. Strategies'
-neighbours — translator backends, model sources, heads — each keep a `Registry`; a new one is a module in
-that package that registers its class with `@REGISTRY.register("<name>")`, plus a YAML naming it. The
-package's modules are imported the first time the registry is read, so nothing else is edited."""
+"""One plug-in pattern: classes registered by name from the modules of one package. Strategies, translator
+backends, model sources and heads each keep a `Registry`; a new one is a module in that package that
+registers its class with `@REGISTRY.register("<name>")`, plus a YAML naming it. The package's modules are
+imported the first time the registry is read, so nothing else is edited."""
 
 from __future__ import annotations
 
@@ -19,11 +19,14 @@ class Registry:
         self.classes: dict[str, type] = {}
         self._loaded = False
 
-    def register(self, name: str):
-        """Class decorator: the class this name builds."""
+    def register(self, name: str, /, **attributes: Any):
+        """Class decorator: the class this name builds, with `attributes` set on it (a strategy's `name` and
+        `options_type`)."""
         def decorate(cls: type) -> type:
             if name in self.classes and self.classes[name] is not cls:
                 raise ValueError(f"{self.kind} {name!r} is registered twice ({self.classes[name]!r}, {cls!r})")
+            for attribute, value in attributes.items():
+                setattr(cls, attribute, value)
             self.classes[name] = cls
             return cls
         return decorate

@@ -64,7 +64,10 @@ def test_a_changed_generator_gets_another_folder_and_a_docstring_edit_keeps_it(t
     rate = edited_generator(tmp_path, monkeypatch, "POSITIVE_RATE = 0.68", "POSITIVE_RATE = 0.5")
     assert rate.generate_demo_rows(task, "train", 0, 100) != demo.generate_demo_rows(task, "train", 0, 100)
     assert rate.demo_folder_name(settings, task) != demo.demo_folder_name(settings, task)
-    lexicon = edited_generator(tmp_path, monkeypatch, '"Xiaomo", ', '"Xiaomi", ')  # a brand of QI titles
+    words = tmp_path / "demo_words.json"  # the word list with a brand of QI titles edited
+    words.write_text(demo.WORDS_FILE.read_text(encoding="utf-8").replace('"Xiaomo", ', '"Xiaomi", ', 1), "utf-8")
+    lexicon = edited_generator(tmp_path, monkeypatch, 'resources.files("relevance.data") / "demo_words.json"',
+                               f"Path({str(words)!r})")
     qi = compose_train(["task=qi"]).task
     assert lexicon.demo_folder_name(settings, qi) != demo.demo_folder_name(settings, qi)
     docstring = edited_generator(tmp_path, monkeypatch, "Small generated QC/QI data", "Small generated data")

@@ -13,6 +13,7 @@ from relevance.data import (
     read_jsonl,
     write_demo_data,
 )
+from relevance.data import demo
 from relevance.data.demo import PRODUCTS
 from tests.conftest import task_config
 
@@ -103,3 +104,26 @@ def test_lexicon_covers_all_languages_and_categories():
 def test_bad_arguments(args):
     with pytest.raises(ValueError):
         generate_demo_rows(*args)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    (None, None, ": the demo word list cannot be read (No such file or directory)"),
+    ('"Lumeo",', '"Lumeo"', ":{line}: field '<json>': not JSON in UTF-8: Expecting ',' delimiter"),
+    ('"it": "casco bici"', '"itx": "casco bici"',
+     ":{line}: field 'categories[0].products[2].names': expected the fields ['de', 'en', 'es', 'fr', 'it', 'ja', 'ko', "
+     "'pt'], missing ['it']"),
+    ('["cheap", "{} barato"]', '["cheap", "barato"]',
+     ":{line}: field 'modifiers.es[4]': expected a [tag, template] pair whose template has one \"{{}}\""),
+], ids=["missing", "not-json", "a-language-missing", "a-template-without-slot"])
+def test_a_missing_or_malformed_word_list_is_named_with_line_and_field(tmp_path, old, new, message):
+    """The demo vocabulary is data (relevance/data/demo_words.json); a broken copy fails loading, naming it."""
+    text = demo.WORDS_FILE.read_text(encoding="utf-8")
+    broken = tmp_path / "demo_words.json"
+    if old is not None:
+        assert text.count(old) >= 1
+        broken.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(demo.DemoWordsError) as caught:
+        demo.load_words(broken)
+    line = text[:text.find(old)].count("\n") + 1 if old else 0  # the edit's line (its object is on one line)
+    assert str(caught.value).startswith(f"{broken}{message.format(line=line)}"), str(caught.value)
+    assert len(demo.load_words(demo.WORDS_FILE)["categories"]) == len({p.top for p in PRODUCTS})

@@ -1,7 +1,8 @@
 """The augmentation strategy contract, its registry and the strategies' typed options.
 
 A strategy is a class registered under a name with a dataclass of options
-(`@register("easy_neg", options=EasyNegOptions)`). `register_strategy_schemas()` stores
+(`@register("easy_neg", options=EasyNegOptions)`), in the same `Registry` as the other plug-ins
+(relevance/plugins.py). `register_strategy_schemas()` stores
 each options dataclass in Hydra's ConfigStore as `augment_schema/<name>`, and
 `conf/augment/<name>.yaml` (`# @package augment.<name>`) names it first in its defaults
 list, so a typo'd key or a wrong type fails at compose time. The constructor gets the
@@ -15,8 +16,6 @@ column naming it. A filtering strategy (`noise_filter`) rewrites the mix so far 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,7 +24,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-STRATEGIES: dict[str, type[Strategy]] = {}
+from relevance.plugins import Registry
+
+STRATEGY_REGISTRY = Registry("augmentation strategy", "relevance.augment")
+STRATEGIES: dict[str, type[Strategy]] = STRATEGY_REGISTRY.classes  # name -> class, once the modules are loaded
+load_strategy_modules = STRATEGY_REGISTRY.load  # imports every module of relevance.augment: each registers
 SCHEMA_GROUP = "augment_schema"  # conf/augment/<name>.yaml: `defaults: [/augment_schema/<name>@_here_]`
 
 
@@ -36,40 +39,18 @@ class NoOptions:
 
 def register(name: str, options: type = NoOptions):
     """Register a Strategy subclass under `name`, with `options` (a dataclass) as the schema of
-    `conf/augment/<name>.yaml`."""
+    `conf/augment/<name>.yaml`: a new strategy is one module + one YAML, no edit elsewhere."""
     if not dataclasses.is_dataclass(options):
         raise TypeError(f"augmentation strategy {name!r}: options must be a dataclass, got {options!r}")
-
-    def decorate(cls):
-        if name in STRATEGIES and STRATEGIES[name] is not cls:
-            raise ValueError(f"augmentation strategy {name!r} is registered twice")
-        cls.name = name
-        cls.options_type = options
-        STRATEGIES[name] = cls
-        return cls
-
-    return decorate
-
-
-def load_strategy_modules() -> None:
-    """Import every module of relevance.augment so their @register lines run:
-    a new strategy is one module + one YAML, no edit elsewhere."""
-    import relevance.augment as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
+    return STRATEGY_REGISTRY.register(name, name=name, options_type=options)
 
 
 def known_strategies() -> list[str]:
-    load_strategy_modules()
-    return sorted(STRATEGIES)
+    return list(STRATEGY_REGISTRY.names())
 
 
 def strategy_class(name: str) -> type[Strategy]:
-    load_strategy_modules()
-    if name not in STRATEGIES:
-        raise KeyError(f"augment={name!r} is not a registered strategy; known: {sorted(STRATEGIES)}")
-    return STRATEGIES[name]
+    return STRATEGY_REGISTRY.get(name, "augment")
 
 
 def strategy_versions(names) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """Small generated QC/QI data in the competition format, for demos and tests.
 
-Nothing is downloaded: rows are built from the hand-written lexicon below, so the
-whole pipeline can run offline and in CI.  The data imitates the real task's
-shape where it matters for the code paths:
+Nothing is downloaded: rows are built from a hand-written word list shipped with the
+package (``demo_words.json`` beside this module: products, their query names in every
+language, query modifiers, title words), so the whole pipeline can run offline and in CI.
+The data imitates the real task's shape where it matters for the code paths:
 
 * queries in eight languages; train uses only six and dev adds ``de``/``it``,
   as in the competition, where dev has languages training lacks;
@@ -19,10 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-
+import json.scanner
 import random
+import string
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 from relevance.files import atomic_open
@@ -32,7 +35,7 @@ DEMO_TRAIN_LANGUAGES = ("en", "es", "fr", "ja", "ko", "pt")
 DEMO_DEV_ONLY_LANGUAGES = ("de", "it")
 DEMO_LANGUAGES = DEMO_TRAIN_LANGUAGES + DEMO_DEV_ONLY_LANGUAGES
 SPLITS = ("train", "dev")
-#: What the lexicon can pair a query with; a task's YAML picks one as `demo_targets`.
+#: What the word list can pair a query with; a task's YAML picks one as `demo_targets`.
 TARGET_KINDS = ("category_paths", "item_titles")
 
 POSITIVE_RATE = 0.68  # real QC data: 69.0 % (train), 67.7 % (dev)
@@ -50,192 +53,107 @@ class Product:
     skip: frozenset = frozenset()  # modifier tags that make no sense for this product
 
 
-def _p(top, leaf_path, title, attrs, names, skip=()):
-    langs = tuple(names)
-    assert langs == DEMO_LANGUAGES, (title, langs)
-    return Product(top, f"{top},{leaf_path}", title, tuple(attrs), dict(names), frozenset(skip))
+#: The word list the rows are made of, shipped beside this module (pyproject.toml's package-data).
+WORDS_FILE = resources.files("relevance.data") / "demo_words.json"
+_TITLE_FIELDS = ("brand", "title", "a1", "a2", "a3", "colour")  # what a title template may name
 
 
-_SPORT = "sports & entertainment"
-_ELEC = "consumer electronics"
-_PHONE = "cellphones & telecommunications"
-_APPL = "home appliances"
-_KIDS = "mother & kids"
-_HOME = "home & garden"
-_WOMEN = "women's clothing"
-_MEN = "men's clothing"
-_BEAUTY = "beauty & health"
-_AUTO = "automobiles, parts & accessories"
+class DemoWordsError(ValueError):
+    """The demo word list is missing or malformed; the message names the file, the line and the field."""
 
-# Name order in every dict: en es fr ja ko pt de it (checked by _p).
-PRODUCTS: tuple[Product, ...] = (
-    _p(_SPORT, "sneakers,running shoes", "Running Shoes",
-       ["Breathable Mesh", "Lightweight", "Non-Slip Sole", "Cushioned", "Size 42"],
-       dict(en="running shoes", es="zapatillas para correr", fr="chaussures de course", ja="ランニングシューズ",
-            ko="러닝화", pt="tênis de corrida", de="laufschuhe", it="scarpe da corsa")),
-    _p(_SPORT, "fitness & body building,yoga mats", "Yoga Mat",
-       ["6mm Thick", "Non-Slip", "TPE Eco-Friendly", "183x61cm", "With Carry Strap"],
-       dict(en="yoga mat", es="esterilla de yoga", fr="tapis de yoga", ja="ヨガマット",
-            ko="요가 매트", pt="tapete de yoga", de="yogamatte", it="tappetino yoga")),
-    _p(_SPORT, "cycling,bicycle helmet", "Bike Helmet",
-       ["Adjustable", "Ventilated", "Ultralight", "With LED Light", "Adult"],
-       dict(en="bike helmet", es="casco de bicicleta", fr="casque de vélo", ja="自転車 ヘルメット",
-            ko="자전거 헬멧", pt="capacete de bicicleta", de="fahrradhelm", it="casco bici")),
-    _p(_SPORT, "fishing,fishing rods", "Fishing Rod",
-       ["Carbon Fiber", "Telescopic", "2.1m", "Spinning", "Portable"],
-       dict(en="fishing rod", es="caña de pescar", fr="canne à pêche", ja="釣り竿",
-            ko="낚싯대", pt="vara de pesca", de="angelrute", it="canna da pesca")),
-    _p(_ELEC, "earphones & headphones,bluetooth earphones & headphones", "Wireless Earbuds",
-       ["Bluetooth 5.3", "Noise Cancelling", "Touch Control", "IPX5 Waterproof", "40H Playtime"],
-       dict(en="wireless earbuds", es="auriculares inalámbricos", fr="écouteurs sans fil", ja="ワイヤレスイヤホン",
-            ko="무선 이어폰", pt="fone de ouvido sem fio", de="kabellose kopfhörer", it="auricolari wireless")),
-    _p(_ELEC, "smart electronics,wearable devices,smart watches", "Smart Watch",
-       ["Heart Rate Monitor", "1.9 Inch HD", "Fitness Tracker", "IP68", "Bluetooth Call"],
-       dict(en="smart watch", es="reloj inteligente", fr="montre connectée", ja="スマートウォッチ",
-            ko="스마트 워치", pt="relógio inteligente", de="smartwatch", it="orologio smart")),
-    _p(_ELEC, "camera & photo,tripods", "Camera Tripod",
-       ["Aluminum", "Adjustable Height", "160cm", "With Phone Holder", "Travel"],
-       dict(en="camera tripod", es="trípode para cámara", fr="trépied appareil photo", ja="カメラ 三脚",
-            ko="카메라 삼각대", pt="tripé para câmera", de="kamerastativ", it="treppiede fotocamera")),
-    _p(_ELEC, "portable audio & video,speakers", "Bluetooth Speaker",
-       ["Portable", "Waterproof", "20W Bass", "RGB Light", "TWS Pairing"],
-       dict(en="bluetooth speaker", es="altavoz bluetooth", fr="enceinte bluetooth", ja="ブルートゥーススピーカー",
-            ko="블루투스 스피커", pt="caixa de som bluetooth", de="bluetooth lautsprecher", it="cassa bluetooth")),
-    _p(_PHONE, "mobile phone accessories,phone case & covers", "Phone Case",
-       ["Shockproof", "Silicone", "Transparent", "Slim Fit", "Magnetic"],
-       dict(en="phone case", es="funda de móvil", fr="coque de téléphone", ja="スマホケース",
-            ko="휴대폰 케이스", pt="capinha de celular", de="handyhülle", it="cover cellulare")),
-    _p(_PHONE, "mobile phone accessories,mobile phone chargers", "Phone Charger",
-       ["65W GaN", "USB-C Fast Charging", "Dual Port", "EU Plug", "PD 3.0"],
-       dict(en="phone charger", es="cargador de móvil", fr="chargeur de téléphone", ja="スマホ 充電器",
-            ko="휴대폰 충전기", pt="carregador de celular", de="handy ladegerät", it="caricabatterie cellulare")),
-    _p(_PHONE, "mobile phone accessories,phone screen protectors", "Screen Protector",
-       ["Tempered Glass", "9H Hardness", "Anti-Fingerprint", "Full Cover", "2 Pack"],
-       dict(en="screen protector", es="protector de pantalla", fr="protection d'écran", ja="画面保護フィルム",
-            ko="액정 보호 필름", pt="película protetora", de="displayschutzfolie", it="pellicola protettiva")),
-    _p(_PHONE, "mobile phone accessories,power bank", "Power Bank",
-       ["20000mAh", "Fast Charging", "LED Display", "Slim", "22.5W"],
-       dict(en="power bank", es="batería externa", fr="batterie externe", ja="モバイルバッテリー",
-            ko="보조배터리", pt="bateria portátil", de="powerbank", it="power bank")),
-    _p(_APPL, "kitchen appliances,coffee makers", "Coffee Maker",
-       ["Drip", "1.5L", "Programmable", "Anti-Drip", "800W"],
-       dict(en="coffee maker", es="cafetera", fr="cafetière", ja="コーヒーメーカー",
-            ko="커피 메이커", pt="cafeteira", de="kaffeemaschine", it="macchina da caffè")),
-    _p(_APPL, "kitchen appliances,electric kettles", "Electric Kettle",
-       ["Stainless Steel", "1.7L", "Auto Shut-Off", "Fast Boil", "1500W"],
-       dict(en="electric kettle", es="hervidor eléctrico", fr="bouilloire électrique", ja="電気ケトル",
-            ko="전기 포트", pt="chaleira elétrica", de="wasserkocher", it="bollitore elettrico")),
-    _p(_APPL, "cleaning appliances,vacuum cleaners", "Vacuum Cleaner",
-       ["Cordless", "Handheld", "25000Pa Suction", "Cyclonic", "Rechargeable"],
-       dict(en="vacuum cleaner", es="aspiradora", fr="aspirateur", ja="掃除機",
-            ko="진공 청소기", pt="aspirador de pó", de="staubsauger", it="aspirapolvere")),
-    _p(_APPL, "personal care appliances,hair dryers", "Hair Dryer",
-       ["Ionic", "2000W", "Foldable", "With Diffuser", "Quick Dry"],
-       dict(en="hair dryer", es="secador de pelo", fr="sèche-cheveux", ja="ドライヤー",
-            ko="헤어 드라이기", pt="secador de cabelo", de="haartrockner", it="asciugacapelli")),
-    _p(_KIDS, "activity & gear,strollers", "Baby Stroller",
-       ["Foldable", "Lightweight", "Reclining Seat", "Travel System", "0-36 Months"],
-       dict(en="baby stroller", es="carrito de bebé", fr="poussette bébé", ja="ベビーカー",
-            ko="유모차", pt="carrinho de bebê", de="kinderwagen", it="passeggino"),
-       skip=("men", "women")),
-    _p(_KIDS, "feeding,baby bottles", "Baby Bottle",
-       ["Anti-Colic", "BPA Free", "240ml", "Wide Neck", "Silicone Nipple"],
-       dict(en="baby bottle", es="biberón", fr="biberon", ja="哺乳瓶",
-            ko="젖병", pt="mamadeira", de="babyflasche", it="biberon neonato"),
-       skip=("men", "women")),
-    _p(_KIDS, "nappy changing,disposable diapers", "Baby Diapers",
-       ["Size M", "Ultra Soft", "Leak Proof", "60 Pcs", "Breathable"],
-       dict(en="baby diapers", es="pañales", fr="couches bébé", ja="紙おむつ",
-            ko="기저귀", pt="fraldas descartáveis", de="windeln", it="pannolini"),
-       skip=("men", "women")),
-    _p(_HOME, "home textile,bedding,sheets", "Bed Sheet Set",
-       ["100% Cotton", "Queen Size", "4 Pieces", "Soft", "Deep Pocket"],
-       dict(en="bed sheets", es="sábanas", fr="draps de lit", ja="ベッドシーツ",
-            ko="침대 시트", pt="lençol de cama", de="bettlaken", it="lenzuola")),
-    _p(_HOME, "kitchen,dining & bar,cookware,pans", "Frying Pan",
-       ["Non-Stick", "28cm", "Induction Compatible", "Granite Coating", "With Lid"],
-       dict(en="frying pan", es="sartén", fr="poêle à frire", ja="フライパン",
-            ko="프라이팬", pt="frigideira", de="bratpfanne", it="padella")),
-    _p(_HOME, "garden supplies,watering & irrigation,garden hoses", "Garden Hose",
-       ["Expandable", "30m", "With Spray Nozzle", "Leak Proof", "Flexible"],
-       dict(en="garden hose", es="manguera de jardín", fr="tuyau d'arrosage", ja="ガーデンホース",
-            ko="정원 호스", pt="mangueira de jardim", de="gartenschlauch", it="tubo da giardino")),
-    _p(_HOME, "home decor,candles", "Scented Candle",
-       ["Soy Wax", "Lavender", "Glass Jar", "50H Burn", "Gift Set"],
-       dict(en="scented candle", es="vela aromática", fr="bougie parfumée", ja="アロマキャンドル",
-            ko="향초", pt="vela aromática perfumada", de="duftkerze", it="candela profumata")),
-    _p(_WOMEN, "dresses", "Summer Dress",
-       ["Floral Print", "Midi", "V-Neck", "Short Sleeve", "Casual"],
-       dict(en="summer dress", es="vestido de verano", fr="robe d'été", ja="夏 ワンピース",
-            ko="여름 원피스", pt="vestido de verão", de="sommerkleid", it="vestito estivo"),
-       skip=("men",)),
-    _p(_WOMEN, "sweaters,cardigans", "Knit Cardigan",
-       ["Oversized", "Button Up", "Long Sleeve", "Wool Blend", "V-Neck"],
-       dict(en="cardigan", es="cárdigan", fr="gilet en maille", ja="カーディガン",
-            ko="가디건", pt="cardigã", de="strickjacke", it="cardigan donna"),
-       skip=("men",)),
-    _p(_MEN, "jeans", "Slim Fit Jeans",
-       ["Stretch Denim", "Straight Leg", "Washed", "W32 L32", "Classic"],
-       dict(en="slim jeans", es="vaqueros ajustados", fr="jean slim", ja="スリムジーンズ",
-            ko="슬림 청바지", pt="calça jeans slim", de="slim fit jeans", it="jeans slim"),
-       skip=("women",)),
-    _p(_MEN, "jackets & coats,parkas", "Winter Jacket",
-       ["Hooded", "Fleece Lined", "Windproof", "Puffer", "Warm Parka"],
-       dict(en="winter jacket", es="chaqueta de invierno", fr="veste d'hiver", ja="冬 ジャケット",
-            ko="겨울 자켓", pt="jaqueta de inverno", de="winterjacke", it="giacca invernale"),
-       skip=("women",)),
-    _p(_BEAUTY, "makeup,lips,lipstick", "Matte Lipstick",
-       ["Long Lasting", "Waterproof", "Velvet", "Nude Shade", "Moisturizing"],
-       dict(en="lipstick", es="pintalabios", fr="rouge à lèvres", ja="口紅",
-            ko="립스틱", pt="batom", de="lippenstift", it="rossetto")),
-    _p(_BEAUTY, "skin care,sun care,sunscreen", "Sunscreen Cream",
-       ["SPF 50+", "PA++++", "Water Resistant", "50ml", "Lightweight"],
-       dict(en="sunscreen", es="protector solar", fr="crème solaire", ja="日焼け止め",
-            ko="선크림", pt="protetor solar", de="sonnencreme", it="crema solare")),
-    _p(_BEAUTY, "oral hygiene,electric toothbrushes", "Electric Toothbrush",
-       ["Sonic", "5 Modes", "USB Rechargeable", "With 4 Brush Heads", "IPX7"],
-       dict(en="electric toothbrush", es="cepillo de dientes eléctrico", fr="brosse à dents électrique",
-            ja="電動歯ブラシ", ko="전동 칫솔", pt="escova de dentes elétrica", de="elektrische zahnbürste",
-            it="spazzolino elettrico")),
-    _p(_AUTO, "interior accessories,automobiles seat covers", "Car Seat Cover",
-       ["Universal Fit", "PU Leather", "Full Set", "Breathable", "5 Seats"],
-       dict(en="car seat cover", es="funda para asiento de coche", fr="housse de siège auto", ja="車 シートカバー",
-            ko="자동차 시트커버", pt="capa de banco de carro", de="autositzbezug", it="coprisedile auto")),
-    _p(_AUTO, "tools,tire inflators", "Tire Inflator",
-       ["Portable", "12V", "Digital Gauge", "150 PSI", "Auto Shut-Off"],
-       dict(en="tire inflator", es="inflador de neumáticos", fr="gonfleur de pneus", ja="タイヤ 空気入れ",
-            ko="타이어 공기주입기", pt="compressor de ar para pneu", de="reifenpumpe", it="compressore pneumatici")),
-)
 
+def _parse_with_lines(text: str) -> tuple[object, dict[int, int]]:
+    """`json.loads`, plus the line each object and array starts on (by `id`), for error messages."""
+    lines: dict[int, int] = {}
+    decoder = json.JSONDecoder()
+
+    def remember(parse):
+        def parse_and_remember(s_and_end, *args):
+            value, end = parse(s_and_end, *args)
+            lines[id(value)] = s_and_end[0].count("\n", 0, s_and_end[1]) + 1
+            return value, end
+        return parse_and_remember
+
+    decoder.parse_object, decoder.parse_array = remember(decoder.parse_object), remember(decoder.parse_array)
+    decoder.scan_once = json.scanner.py_make_scanner(decoder)
+    return decoder.decode(text), lines
+
+
+def load_words(path=WORDS_FILE) -> dict:
+    """The word list at `path`, checked: every field the generator reads is there, with its type."""
+    try:
+        words, lines = _parse_with_lines(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise DemoWordsError(f"{path}: the demo word list cannot be read ({err.strerror or err}): "
+                             "reinstall the package, or restore the file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        line = getattr(err, "lineno", 0)
+        raise DemoWordsError(f"{path}:{line}: field '<json>': not JSON in UTF-8: {err}") from None
+
+    def need(ok, holder, field: str, expected: str) -> None:
+        if not ok:
+            raise DemoWordsError(f"{path}:{lines.get(id(holder), 0)}: field '{field}': expected {expected}")
+
+    def strings(value, least=1) -> bool:
+        return isinstance(value, list) and len(value) >= least and all(isinstance(v, str) and v for v in value)
+
+    def fields(value, field: str, required: set, optional: set = frozenset()) -> None:
+        need(isinstance(value, dict), value, field, "an object")
+        missing, unknown = required - set(value), set(value) - required - optional
+        need(not missing, value, field, f"the fields {sorted(required)}, missing {sorted(missing)}")
+        need(not unknown, value, field, f"only the fields {sorted(required | optional)}, not {sorted(unknown)}")
+
+    fields(words, "<file>", {"categories", "modifiers", "brands", "colours", "other_colours", "title_templates"},
+           {"about"})
+    mods = words["modifiers"]
+    fields(mods, "modifiers", set(DEMO_LANGUAGES))
+    for lang in DEMO_LANGUAGES:
+        need(isinstance(mods[lang], list) and mods[lang], mods, f"modifiers.{lang}", "a list of [tag, template]")
+        for i, pair in enumerate(mods[lang]):
+            need(strings(pair, 2) and len(pair) == 2 and pair[1].count("{}") == 1, mods[lang],
+                 f"modifiers.{lang}[{i}]", 'a [tag, template] pair whose template has one "{}"')
+    tags = {tag for pairs in mods.values() for tag, _ in pairs}
+    need(isinstance(words["categories"], list) and words["categories"], words, "categories", "a list of objects")
+    for c, category in enumerate(words["categories"]):
+        fields(category, f"categories[{c}]", {"top", "products"})
+        need(isinstance(category["top"], str) and category["top"], category, f"categories[{c}].top", "a name")
+        need(isinstance(category["products"], list) and category["products"], category,
+             f"categories[{c}].products", "a list of objects")
+        for i, product in enumerate(category["products"]):
+            field = f"categories[{c}].products[{i}]"
+            fields(product, field, {"path", "title", "attrs", "names"}, {"skip"})
+            for key in ("path", "title"):
+                need(strings([product[key]]), product, f"{field}.{key}", "a string")
+            need(strings(product["attrs"], 3), product, f"{field}.attrs", "a list of three or more strings")
+            fields(product["names"], f"{field}.names", set(DEMO_LANGUAGES))
+            need(strings(list(product["names"].values())), product["names"], f"{field}.names", "strings")
+            need(strings(product.get("skip", []), 0) and set(product.get("skip", ())) <= tags, product,
+                 f"{field}.skip", f"a list of modifier tags ({', '.join(sorted(tags))})")
+    need(strings(words["brands"]), words, "brands", "a list of strings")
+    colours = words["colours"]
+    need(isinstance(colours, dict) and set(colours) <= tags and strings(list(colours.values())), words,
+         "colours", "an object from modifier tags to colour words")
+    need(strings(words["other_colours"]), words, "other_colours", "a list of strings")
+    need(strings(words["title_templates"]), words, "title_templates", "a list of strings")
+    for i, template in enumerate(words["title_templates"]):
+        named = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        need(set(named) <= set(_TITLE_FIELDS) and "" not in named, words["title_templates"],
+             f"title_templates[{i}]", "placeholders among {" + "}, {".join(_TITLE_FIELDS) + "}")
+    return words
+
+
+_WORDS = load_words()
+PRODUCTS: tuple[Product, ...] = tuple(
+    Product(category["top"], f"{category['top']},{product['path']}", product["title"], tuple(product["attrs"]),
+            {lang: product["names"][lang] for lang in DEMO_LANGUAGES}, frozenset(product.get("skip", ())))
+    for category in _WORDS["categories"] for product in category["products"])
 # Query modifiers: (tag, template).  Colour tags also fix the colour of positive QI titles.
 MODIFIERS: dict[str, tuple[tuple[str, str], ...]] = {
-    "en": (("black", "black {}"), ("pink", "pink {}"), ("men", "{} for men"), ("women", "{} for women"),
-           ("cheap", "cheap {}"), ("original", "original {}")),
-    "es": (("black", "{} negro"), ("pink", "{} rosa"), ("men", "{} para hombre"), ("women", "{} para mujer"),
-           ("cheap", "{} barato"), ("original", "{} original")),
-    "fr": (("black", "{} noir"), ("pink", "{} rose"), ("men", "{} homme"), ("women", "{} femme"),
-           ("cheap", "{} pas cher"), ("original", "{} original")),
-    "ja": (("black", "{} 黒"), ("pink", "{} ピンク"), ("men", "{} メンズ"), ("women", "{} レディース"),
-           ("cheap", "{} 安い"), ("original", "{} 純正")),
-    "ko": (("black", "검정 {}"), ("pink", "핑크 {}"), ("men", "남성 {}"), ("women", "여성 {}"),
-           ("cheap", "저렴한 {}"), ("original", "정품 {}")),
-    "pt": (("black", "{} preto"), ("pink", "{} rosa"), ("men", "{} masculino"), ("women", "{} feminino"),
-           ("cheap", "{} barato"), ("original", "{} original")),
-    "de": (("black", "{} schwarz"), ("pink", "{} rosa"), ("men", "{} herren"), ("women", "{} damen"),
-           ("cheap", "{} günstig"), ("original", "{} original")),
-    "it": (("black", "{} nero"), ("pink", "{} rosa"), ("men", "{} uomo"), ("women", "{} donna"),
-           ("cheap", "{} economico"), ("original", "{} originale")),
-}
-
-_BRANDS = ("Xiaomo", "Lumeo", "Vantix", "Orrin", "Kavo", "Nuvira", "Zentra", "Bolde", "Qiyue", "Marlo")
-_COLOURS = {"black": "Black", "pink": "Pink"}
-_OTHER_COLOURS = ("Black", "White", "Blue", "Grey", "Green", "Red", "Pink")
-_TITLE_TEMPLATES = (
-    "{brand} {title} {a1} {a2} {colour}",
-    "{brand} {a1} {title} {a2} {colour}",
-    "{title} {a1} {a2} {a3} {colour} - {brand}",
-    "2024 New {brand} {title} {a1} {colour}",
-)
+    lang: tuple((tag, template) for tag, template in _WORDS["modifiers"][lang]) for lang in DEMO_LANGUAGES}
+_BRANDS = tuple(_WORDS["brands"])
+_COLOURS = dict(_WORDS["colours"])
+_OTHER_COLOURS = tuple(_WORDS["other_colours"])
+_TITLE_TEMPLATES = tuple(_WORDS["title_templates"])
 
 
 def _unit_hash(text: str) -> float:
@@ -260,7 +178,7 @@ def _query_pools(seed: int) -> dict[str, dict[str, tuple[tuple[str, int, str | N
             variants += [(tpl.format(prod.names[lang]), tag) for tag, tpl in MODIFIERS[lang] if tag not in prod.skip]
             for text, tag in variants:
                 if owner.setdefault(text, idx) != idx:  # would make labels contradictory
-                    raise RuntimeError(f"demo lexicon: query {text!r} names two products")
+                    raise RuntimeError(f"{WORDS_FILE}: query {text!r} names two products")
                 split = "dev" if _unit_hash(f"{seed}:{text}") < DEV_QUERY_SHARE else "train"
                 if split == "train" and lang not in DEMO_TRAIN_LANGUAGES:
                     continue
@@ -341,7 +259,7 @@ def demo_folder_name(generate, task_cfg) -> str:
     `${demo_folder:${data.generate},${task}}`): ``seed{s}-train{n}-dev{m}-{digest}``, the digest keyed by
     everything that makes the rows: every generator setting (`data.generate`, whatever fields it has), the
     task fields the generator reads (`DEMO_TASK_FIELDS`), and the rows this generator makes of them (its
-    lexicon, rates and code: `content_digest`). Two settings, or two generators, whose rows differ never
+    word list `WORDS_FILE`, rates and code: `content_digest`). Two settings, or two generators, whose rows differ never
     share a folder; an edit that changes no row (a docstring) keeps it."""
     from omegaconf import DictConfig, OmegaConf
 
@@ -356,7 +274,7 @@ def demo_folder_name(generate, task_cfg) -> str:
 def content_digest(settings_json: str, task_json: str) -> str:
     """12 hex digits of the SHA-256 of the settings, the task fields and the rows `write_demo_data` writes for
     them (generated in memory: milliseconds for the demo's sizes). Settings the generator refuses are digested
-    without rows: the run's config check reports them (relevance/config.py)."""
+    without rows: the run's config check reports them (relevance/config/checks_data.py)."""
     settings, task = json.loads(settings_json), json.loads(task_json)
     digest = hashlib.sha256(f"{settings_json}\n{task_json}".encode("utf-8"))
     try:
