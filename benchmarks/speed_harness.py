@@ -62,6 +62,7 @@ class StepTimer(TrainerCallback):
     def __init__(self, counter: CountingCollator, warmup_steps: int):
         self.counter, self.warmup_steps = counter, warmup_steps
         self.seconds, self.counts, self.losses = 0.0, np.zeros(3, dtype=np.int64), []
+        self.first_step_seconds = None
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._mark()
@@ -70,6 +71,8 @@ class StepTimer(TrainerCallback):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         now, counts = time.perf_counter(), self.counter.counts()
+        if self.first_step_seconds is None:
+            self.first_step_seconds = now - self.started
         if state.global_step > self.warmup_steps:
             self.seconds += now - self.started
             self.counts += counts - self.started_counts
@@ -109,8 +112,7 @@ def measure_run(cfg, warmup_steps: int, steps: int, work_dir: Path, pad_to_max_l
     before = [p.detach().clone() for p in trained]
     training = timed_training(cfg, loaded, train_encoded, naive_collate or collator(loaded.tokenizer), warmup_steps,
                               steps, work_dir, compile_model)
-    score = scorer(cfg, loaded, training.pop("trainer"), naive_collate,
-                   torch.compile(loaded.model) if compile_model else None)
+    score = scorer(cfg, loaded, training.pop("trainer"), naive_collate)  # eager, as every run scores
     scoring = timed_scoring(score, dev_encoded, warmup_rows=2 * cfg.trainer.eval_batch_size)
     scores = np.asarray(scoring["scores"])
     weights_moved = any(not torch.equal(p.detach(), b) for p, b in zip(trained, before))
@@ -130,17 +132,23 @@ def timed_training(cfg, loaded, train_encoded, collate, warmup_steps: int, steps
     timer = StepTimer(counter, warmup_steps)
     args = training_arguments(cfg.trainer, str(work_dir), cfg.seed, loaded.compute_dtype)
     args = dataclasses.replace(args, max_steps=warmup_steps + steps, logging_steps=1, save_strategy="no",
-                               disable_tqdm=True, torch_compile=compile_model)
+                               disable_tqdm=True)
     trainer = RelevanceTrainer(model=loaded.model, args=args, train_dataset=train_encoded, data_collator=counter,
-                               processing_class=loaded.tokenizer, head=loaded.head, callbacks=[timer])
+                               processing_class=loaded.tokenizer, head=loaded.head, callbacks=[timer],
+                               compile_layers=compile_model)
+    started = time.perf_counter()
     trainer.train()
+    all_seconds = time.perf_counter() - started
     rows, tokens, padded = (int(x) for x in timer.counts)
     return {"seconds": timer.seconds, "rows": rows, "tokens": tokens, "padded_tokens": padded,
             "rows_per_s": rows / timer.seconds, "tokens_per_s": tokens / timer.seconds,
+            # every step, warm-up (and so compiling) included: what a run of this length pays
+            "all_steps": warmup_steps + steps, "all_seconds": all_seconds, "all_rows": counter.rows,
+            "all_rows_per_s": counter.rows / all_seconds, "first_step_seconds": timer.first_step_seconds,
             "losses": timer.losses, "trainer": trainer}
 
 
-def scorer(cfg, loaded, trainer, naive_collate=None, model=None):
+def scorer(cfg, loaded, trainer, naive_collate=None):
     """`table -> P(relevant)`: the project's `score_rows` with the run's scoring batches, or
     given `naive_collate`, Hugging Face's evaluation loop (`trainer.predict`) over its batches."""
     from relevance.modeling.batching import eval_token_budget
@@ -149,9 +157,8 @@ def scorer(cfg, loaded, trainer, naive_collate=None, model=None):
     if naive_collate is not None:
         trainer.data_collator = naive_collate
         return lambda table: torch.softmax(torch.as_tensor(trainer.predict(table).predictions), -1)[:, 1]
-    model = loaded.model if model is None else model
     budget = eval_token_budget(cfg.trainer)
-    return lambda table: score_rows(model, loaded.head, loaded.tokenizer, table, cfg.trainer.eval_batch_size, budget)
+    return lambda table: score_rows(loaded.model, loaded.head, loaded.tokenizer, table, cfg.trainer.eval_batch_size, budget)
 
 
 def timed_scoring(score, encoded, warmup_rows: int) -> dict:

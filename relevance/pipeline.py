@@ -32,7 +32,9 @@ from relevance.tracking.runs import PURPOSE_TAG, purpose_of
 from relevance.tracking.trainer_callback import MlflowMetricsCallback
 from relevance.tracking.training_run import open_training_run
 from relevance.training.checkpoints import Checkpoints
+from relevance.training.compile_choice import choose_compile, planned_optimizer_steps
 from relevance.training.losses import class_weights
+from relevance.training.step_rate import StepRate
 from relevance.training.trainer import RelevanceTrainer, training_arguments
 
 log = logging.getLogger(__name__)
@@ -144,12 +146,18 @@ def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContex
     labels = np.asarray(splits.dev["label"])
     dev_scorer = DevScorer(loaded, dev_encoded, labels, cfg.trainer.eval_batch_size, eval_token_budget(cfg.trainer),
                            log_metrics=lambda metrics, step: run.log_metrics(metrics, step=step))
+    compiling = choose_compile(cfg.trainer, planned_optimizer_steps(cfg.trainer, train_encoded["length"]),
+                               on_gpu=torch.cuda.is_available())
+    run.log_params({"trainer.compile_chosen": compiling.compile, "trainer.planned_steps": compiling.planned_steps})
+    run.set_tags({"relevance.compile_reason": compiling.reason})
+    log.info("torch.compile %s (%s)", "on" if compiling.compile else "off", compiling.reason)
     args = training_arguments(cfg.trainer, str(checkpoints.folder), cfg.seed, loaded.compute_dtype)
     trainer = RelevanceTrainer(
         model=loaded.model, args=args, train_dataset=train_encoded,
         data_collator=collator(loaded.tokenizer), processing_class=loaded.tokenizer,
-        callbacks=[MlflowMetricsCallback(run), dev_scorer],
+        callbacks=[MlflowMetricsCallback(run), dev_scorer, StepRate(run.log_metrics)],
         head=loaded.head, class_weights=class_weights(cfg.trainer.class_weights, mix.table["label"]),
+        compile_layers=compiling.compile,
     )
     trainer.train(resume_from_checkpoint=str(checkpoints.resume_from) if checkpoints.resume_from else None)
     run.training_finished()  # from here, what the store refuses waits on disk (relevance.tracking.pending)

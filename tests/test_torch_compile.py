@@ -1,6 +1,6 @@
-"""`trainer.torch_compile=true`: the Trainer trains a compiled model (inductor, on CPU here), the run
-learns like an eager one, and `predict` still reproduces its logged dev metrics and scores exactly,
-because dev, test and predict score the eager model."""
+"""`trainer.torch_compile=true`: the Trainer trains with compiled decoder layers (inductor, on CPU here), the
+run learns like an eager one, builds a bounded number of graphs whatever its batch shapes, and `predict` still
+reproduces its logged dev metrics and scores exactly, because dev, test and predict score the eager layers."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ def test_a_compiled_run_trains_like_eager_and_predict_reproduces_it(tmp_path, sh
     client, compiled = _train(tmp_path / "compiled", shared_cache, "trainer.torch_compile=true")
     _, eager = _train(tmp_path / "eager", shared_cache)
     assert compiled.info.status == "FINISHED" and compiled.data.params["trainer.torch_compile"] == "True"
+    assert compiled.data.params["trainer.compile_chosen"] == "True"
+    assert compiled.data.tags["relevance.compile_reason"] == "trainer.torch_compile=true"
+    # token-budget batches of several shapes, one set of dynamic graphs: forward and backward, first layer and the rest
+    assert 1 <= compiled.data.metrics["train_compiled_graphs"] <= 4
+    assert compiled.data.metrics["train_compile_seconds"] > 0
+    assert eager.data.params["trainer.compile_chosen"] == "False"
     assert compiled.info.run_id != eager.info.run_id
     # not bit-identical (fused kernels round differently), but the same training: close losses
     assert compiled.data.metrics["train_loss"] == pytest.approx(eager.data.metrics["train_loss"], rel=0.05)

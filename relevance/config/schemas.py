@@ -130,7 +130,7 @@ class TrainerConfig:
     gradient_checkpointing: bool = False
     # the training model through torch.compile (scoring: dev, test, predict stays eager): true | false | auto
     # (auto: compile on CPU when the run trains at least compile_min_steps optimizer steps; relevance.training.compile_choice)
-    torch_compile: Any = False
+    torch_compile: Any = "auto"
     compile_min_steps: int = 300
     logging_steps: int = 10
     save_checkpoints: bool = True  # resumable checkpoints (weights, optimizer, scheduler, RNG, step)

@@ -13,6 +13,7 @@ from transformers import Trainer, TrainingArguments
 from relevance.modeling.batching import TokenBudgetBatchSampler
 from relevance.runtime import stop_at_step_boundary
 from relevance.training.checkpoints import SaveAndStopOnSignal
+from relevance.training.compiled_layers import CompiledLayers
 
 
 @dataclass
@@ -33,19 +34,30 @@ class RelevanceTrainer(Trainer):
     A row's loss is multiplied by its class weight, if any.
 
     A stop signal during `train` (relevance.runtime) takes effect at the next step boundary,
-    after a checkpoint (relevance.training.checkpoints.SaveAndStopOnSignal)."""
+    after a checkpoint (relevance.training.checkpoints.SaveAndStopOnSignal).
+
+    `compile_layers` (the run's `relevance.training.compile_choice`): the model's decoder layers run
+    compiled while training computes gradients (relevance.training.compiled_layers); scoring stays eager."""
 
     loss_is_scaled_for_ga = True  # compute_loss already divides by the step's rows
 
-    def __init__(self, *args, head, class_weights: torch.Tensor | None = None, **kwargs):
+    def __init__(self, *args, head, class_weights: torch.Tensor | None = None, compile_layers: bool = False,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.head = head
         self.class_weights = class_weights
+        self.compiled_layers = CompiledLayers(self.model) if compile_layers else None
         self.add_callback(SaveAndStopOnSignal())
 
     def train(self, *args, **kwargs):
-        with stop_at_step_boundary():
-            return super().train(*args, **kwargs)
+        if self.compiled_layers:
+            self.compiled_layers.on()
+        try:
+            with stop_at_step_boundary():
+                return super().train(*args, **kwargs)
+        finally:
+            if self.compiled_layers:
+                self.compiled_layers.off()
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         """One optimizer step's batches and its number of rows."""
@@ -84,10 +96,8 @@ def training_arguments(trainer_cfg, output_dir: str, seed: int, compute_dtype: t
     (on CPU too) around the training model only; it stays off. fp16 on a GPU still needs the
     Trainer, for its loss scaler.
 
-    `torch_compile` compiles the model the Trainer trains (1.5x the training rows/s of the eager bf16
-    path on these CPUs, benchmarks/README.md). Dev, test and `predict` score the eager model, so a run's
-    logged metrics stay exactly what `predict` reproduces; the compiled steps' rounding differs
-    slightly from eager ones, so a compiled run is not bit-identical to an eager one."""
+    Compiling is not the Trainer's job either (its `torch_compile` compiles the whole model: minutes
+    on CPU); `RelevanceTrainer(compile_layers=...)` compiles the decoder layers."""
     on_gpu = torch.cuda.is_available()
     by_tokens = trainer_cfg.batching == "tokens"
     return RelevanceTrainingArguments(
@@ -119,7 +129,6 @@ def training_arguments(trainer_cfg, output_dir: str, seed: int, compute_dtype: t
         remove_unused_columns=False,
         label_names=["labels"],
         dataloader_num_workers=0,
-        torch_compile=trainer_cfg.torch_compile,
         disable_tqdm=False,
     )
 

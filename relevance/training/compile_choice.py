@@ -1,0 +1,58 @@
+"""Whether a run trains a compiled model (`trainer.torch_compile`: true | false | auto).
+
+Compiling costs a fixed price up front (the first steps trace and generate kernels) and then makes
+every step cheaper, so it pays on long runs only. `auto` decides from the run's own size: the
+optimizer steps it will train, counted from its batches before training starts. On CPU it compiles
+when there are at least `trainer.compile_min_steps` of them; on a GPU it stays eager (compiling
+was measured on CPU only: benchmarks/README.md). Scoring (dev, test, `predict`) is always eager,
+so a compiled run's logged metrics are still what `predict` reproduces.
+
+How the graphs stay few: `torch.compile` treats the batch and sequence sizes as dynamic after
+the first new shape (`dynamic=None`, PyTorch's automatic dynamic shapes), so token-budget batches
+of many shapes reuse one graph instead of compiling one per shape.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from relevance.modeling.batching import pack_by_token_budget, longest_first
+
+
+@dataclass(frozen=True)
+class CompileChoice:
+    compile: bool
+    reason: str  # one sentence, logged as the run's tag relevance.compile_reason
+    planned_steps: int
+
+
+def planned_optimizer_steps(trainer_cfg, train_lengths) -> int:
+    """The optimizer steps `trainer_cfg` trains on rows of these token lengths (the Trainer's own count:
+    batches per epoch, grouped by `grad_accum`, times epochs; or `max_steps` when set)."""
+    if trainer_cfg.max_steps and trainer_cfg.max_steps > 0:
+        return int(trainer_cfg.max_steps)
+    lengths = np.asarray(train_lengths)
+    if trainer_cfg.batching == "tokens":
+        batches = len(pack_by_token_budget(longest_first(lengths), lengths, trainer_cfg.max_tokens_per_batch))
+    else:
+        batches = math.ceil(len(lengths) / trainer_cfg.batch_size)
+    steps_per_epoch = max(1, batches // trainer_cfg.grad_accum)
+    return math.ceil(steps_per_epoch * trainer_cfg.epochs)
+
+
+def choose_compile(trainer_cfg, planned_steps: int, on_gpu: bool) -> CompileChoice:
+    """What `trainer.torch_compile` means for this run, and why."""
+    setting = trainer_cfg.torch_compile
+    if setting is True or setting is False:
+        return CompileChoice(bool(setting), f"trainer.torch_compile={str(setting).lower()}", planned_steps)
+    if on_gpu:
+        return CompileChoice(False, "auto: eager on a GPU (compiling is measured on CPU only)", planned_steps)
+    least = trainer_cfg.compile_min_steps
+    if planned_steps < least:
+        return CompileChoice(False, f"auto: {planned_steps} optimizer steps < trainer.compile_min_steps={least}: "
+                                    "compiling would cost more than it saves", planned_steps)
+    return CompileChoice(True, f"auto: {planned_steps} optimizer steps >= trainer.compile_min_steps={least}: "
+                               "compiling pays", planned_steps)
