@@ -9,10 +9,13 @@ Variants (each in its own process, so memory peaks are separate and nothing is s
   today         dynamic padding, length-grouped rows, fp32 compute, eager, nf4 (the path before issue 8)
   new           the new defaults: bf16 compute where the hardware has it, SDPA, token-budget batches, nf4
   bf16_weights  the new defaults without quantization (a frozen base stored in the compute dtype)
-  compiled      the new defaults + torch.compile (training and scoring)
+  compiled      the new defaults + compiled decoder layers in training (scoring eager, as every run scores)
+  long_run      the path a long CPU run takes by default (experiment=cpu_recipe): bf16 weights, compiled
+                decoder layers (trainer.torch_compile=auto compiles runs of >= compile_min_steps steps)
 
-For each: training rows/s and tokens/s over `--steps` optimizer steps after `--warmup-steps`,
-scoring rows/s on the dev rows, peak resident memory, the ratio to naive, and the achieved
+For each: training rows/s and tokens/s over `--steps` optimizer steps after `--warmup-steps`, and
+over every step (warm-up and compiling included), scoring rows/s on the dev rows, peak resident
+memory, the ratio to naive, and the achieved
 FLOP/s (6 x matmul weights x tokens for training, 2 x for scoring; real tokens, not padding)
 as a share of this machine's bf16 matmul peak, measured in the same run. Prints a Markdown
 table; writes everything to benchmarks/results/training-<time>.json.
@@ -44,6 +47,7 @@ class Variant:
     overrides: list[str] = field(default_factory=list)
     pad_to_max_length: bool = False  # naive padding, in training and scoring
     compile_model: bool = False
+    eager_twin: str | None = None  # the same path uncompiled: what the compile's break-even is counted against
 
 
 OLD_PATH = ["quant.compute_dtype=float32", "model.attn_implementation=eager", "trainer.batching=rows",
@@ -54,7 +58,9 @@ VARIANTS = {
     "today": Variant("today: dynamic padding, fp32, eager, nf4", [*OLD_PATH, "trainer.group_by_length=true"]),
     "new": Variant("new defaults: bf16 auto, SDPA, token budget, nf4"),
     "bf16_weights": Variant("new defaults, no quantization (bf16 weights)", ["quant=none"]),
-    "compiled": Variant("new defaults + torch.compile", compile_model=True),
+    "compiled": Variant("new defaults + compiled layers", compile_model=True, eager_twin="new"),
+    "long_run": Variant("long CPU run's default: bf16 weights + compiled layers", ["quant=none"],
+                        compile_model=True, eager_twin="bf16_weights"),
 }
 
 
@@ -91,7 +97,6 @@ def run_in_subprocess(name: str, args, argv: list[str]) -> dict:
 
 def add_ratios_and_shares(results: list[dict], peaks: dict) -> None:
     naive = next((r for r in results if r["variant"] == "naive" and "error" not in r), None)
-    new = next((r for r in results if r["variant"] == "new" and "error" not in r), None)
     for r in results:
         if "error" in r:
             continue
@@ -102,9 +107,28 @@ def add_ratios_and_shares(results: list[dict], peaks: dict) -> None:
             measured["share_of_bf16_peak"] = measured["flop_per_s"] / peaks["bfloat16"]
             if naive:
                 measured["rows_per_s_vs_naive"] = measured["rows_per_s"] / naive[phase]["rows_per_s"]
-        if new and VARIANTS[r["variant"]].compile_model:  # same seed, rows and batches as `new`: same numbers?
-            r["max_abs_loss_diff_vs_new"] = max_abs_diff(r["training"]["losses"], new["training"]["losses"])
-            r["max_abs_score_diff_vs_new"] = max_abs_diff(r["scoring"]["scores"], new["scoring"]["scores"])
+        twin_name = VARIANTS[r["variant"]].eager_twin
+        twin = next((t for t in results if t["variant"] == twin_name and "error" not in t), None)
+        if twin:  # same seed, rows and batches as its eager twin: same numbers? when does compiling pay?
+            r["eager_twin"] = twin_name
+            r["max_abs_loss_diff_vs_twin"] = max_abs_diff(r["training"]["losses"], twin["training"]["losses"])
+            r["max_abs_score_diff_vs_twin"] = max_abs_diff(r["scoring"]["scores"], twin["scoring"]["scores"])
+            r["compile"] = compile_cost(r["training"], twin["training"])
+
+
+def compile_cost(compiled: dict, eager: dict) -> dict:
+    """The compile's one-off seconds (every step's time minus what the steps would take at the steady
+    compiled rate) and the optimizer steps after which it has paid for itself against the eager twin."""
+    compiled_step = compiled["seconds"] / timed_steps(compiled)
+    eager_step = eager["seconds"] / timed_steps(eager)
+    overhead = compiled["all_seconds"] - compiled["all_steps"] * compiled_step
+    saved = eager_step - compiled_step
+    return {"seconds": overhead, "step_seconds": compiled_step, "eager_step_seconds": eager_step,
+            "break_even_steps": overhead / saved if saved > 0 else None}
+
+
+def timed_steps(training: dict) -> int:
+    return training["all_steps"] - training["warmup_steps"]
 
 
 def max_abs_diff(a: list[float], b: list[float]) -> float | None:
@@ -117,11 +141,12 @@ def markdown_table(results: list[dict], peaks: dict) -> str:
     lines = [f"bf16 matmul peak {peaks['bfloat16'] / 1e9:.0f} GFLOP/s, fp32 {peaks['float32'] / 1e9:.0f} GFLOP/s "
              f"({'x'.join(map(str, MATMUL_SHAPE))}, {torch.get_num_threads()} threads)", "",
              "| variant | compute | train rows/s | train tok/s | x naive | train % bf16 peak | padding "
+             "| train rows/s, every step | first step s "
              "| score rows/s | x naive | score % bf16 peak | peak RSS MiB |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['label']} | failed: {r['error'].splitlines()[0][:80]} |" + " |" * 9)
+            lines.append(f"| {r['label']} | failed: {r['error'].splitlines()[0][:80]} |" + " |" * 11)
             continue
         t, s = r["training"], r["scoring"]
         padding = 1 - t["tokens"] / t["padded_tokens"]
@@ -129,11 +154,15 @@ def markdown_table(results: list[dict], peaks: dict) -> str:
             f"| {r['label']} | {r['compute_dtype'].removeprefix('torch.')}, {r['attn_implementation']} "
             f"| {t['rows_per_s']:.1f} | {t['tokens_per_s']:.0f} | {t.get('rows_per_s_vs_naive', float('nan')):.2f} "
             f"| {100 * t['share_of_bf16_peak']:.1f} % | {100 * padding:.0f} % "
+            f"| {t['all_rows_per_s']:.1f} | {t['first_step_seconds']:.1f} "
             f"| {s['rows_per_s']:.1f} | {s.get('rows_per_s_vs_naive', float('nan')):.2f} "
             f"| {100 * s['share_of_bf16_peak']:.1f} % | {r['peak_rss_mib']:.0f} |")
-    notes = [f"- {r['variant']}: max |loss - new| {r['max_abs_loss_diff_vs_new']:.2e}, "
-             f"max |score - new| {r['max_abs_score_diff_vs_new']:.2e}"
-             for r in results if r.get("max_abs_loss_diff_vs_new") is not None]
+    notes = [f"- {r['variant']} vs {r['eager_twin']}: max |loss difference| {r['max_abs_loss_diff_vs_twin']:.2e}, "
+             f"max |score difference| {r['max_abs_score_diff_vs_twin']:.2e}; compiling cost "
+             f"{r['compile']['seconds']:.0f} s once, then {r['compile']['step_seconds']:.2f} s a step against "
+             f"{r['compile']['eager_step_seconds']:.2f} s eager: it pays after "
+             + (f"{r['compile']['break_even_steps']:.0f} optimizer steps" if r['compile']['break_even_steps'] else "never")
+             for r in results if r.get("eager_twin")]
     notes += [f"- {r['variant']}: NOT HEALTHY (non-finite loss or score, or no trained weight moved)"
               for r in results if r.get("healthy") is False]
     return "\n".join(lines + ([""] + notes if notes else []))
@@ -145,7 +174,7 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {list(VARIANTS)}")
     parser.add_argument("--train-rows", type=int, default=512)
     parser.add_argument("--dev-rows", type=int, default=256)
-    parser.add_argument("--warmup-steps", type=int, default=2)
+    parser.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first (compiling happens here)")
     parser.add_argument("--steps", type=int, default=8, help="timed optimizer steps")
     parser.add_argument("--cache-dir", default=str(REPO / ".cache"), help="where models are converted/built once")
     parser.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results"))
