@@ -147,7 +147,7 @@ def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContex
     dev_scorer = DevScorer(loaded, dev_encoded, labels, cfg.trainer.eval_batch_size, eval_token_budget(cfg.trainer),
                            log_metrics=lambda metrics, step: run.log_metrics(metrics, step=step))
     compiling = choose_compile(cfg.trainer, planned_optimizer_steps(cfg.trainer, train_encoded["length"]),
-                               on_gpu=torch.cuda.is_available())
+                               on_gpu=torch.cuda.is_available(), quantized_bits=cfg.quant.bits)
     run.log_params({"trainer.compile_chosen": compiling.compile, "trainer.planned_steps": compiling.planned_steps})
     run.set_tags({"relevance.compile_reason": compiling.reason})
     log.info("torch.compile %s (%s)", "on" if compiling.compile else "off", compiling.reason)
@@ -155,7 +155,7 @@ def _fine_tune_and_evaluate(run: TrackedRun, cfg: DictConfig, context: RunContex
     trainer = RelevanceTrainer(
         model=loaded.model, args=args, train_dataset=train_encoded,
         data_collator=collator(loaded.tokenizer), processing_class=loaded.tokenizer,
-        callbacks=[MlflowMetricsCallback(run), dev_scorer, StepRate(run.log_metrics)],
+        callbacks=[MlflowMetricsCallback(run), dev_scorer, StepRate(run.log_metrics, compiling.compile)],
         head=loaded.head, class_weights=class_weights(cfg.trainer.class_weights, mix.table["label"]),
         compile_layers=compiling.compile,
     )

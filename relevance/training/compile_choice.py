@@ -3,8 +3,9 @@
 Compiling costs a fixed price up front (the first steps trace and generate kernels) and then makes
 every step cheaper, so it pays on long runs only. `auto` decides from the run's own size: the
 optimizer steps it will train, counted from its batches before training starts. On CPU it compiles
-when there are at least `trainer.compile_min_steps` of them; on a GPU it stays eager (compiling
-was measured on CPU only: benchmarks/README.md). Scoring (dev, test, `predict`) is always eager,
+when there are at least `trainer.compile_min_steps` of them and the base is not quantized. It stays
+eager on a GPU (compiling was measured on CPU only) and over bitsandbytes weights: compiled layers
+around 4-bit weights ran 2.6x slower than eager ones (benchmarks/README.md, 2026-12-02). Scoring (dev, test, `predict`) is always eager,
 so a compiled run's logged metrics are still what `predict` reproduces.
 
 How the graphs stay few: `torch.compile` treats the batch and sequence sizes as dynamic after
@@ -43,13 +44,16 @@ def planned_optimizer_steps(trainer_cfg, train_lengths) -> int:
     return math.ceil(steps_per_epoch * trainer_cfg.epochs)
 
 
-def choose_compile(trainer_cfg, planned_steps: int, on_gpu: bool) -> CompileChoice:
-    """What `trainer.torch_compile` means for this run, and why."""
+def choose_compile(trainer_cfg, planned_steps: int, on_gpu: bool, quantized_bits: int | None = None) -> CompileChoice:
+    """What `trainer.torch_compile` means for this run, and why (`quantized_bits`: the base's `quant.bits`)."""
     setting = trainer_cfg.torch_compile
     if setting is True or setting is False:
         return CompileChoice(bool(setting), f"trainer.torch_compile={str(setting).lower()}", planned_steps)
     if on_gpu:
         return CompileChoice(False, "auto: eager on a GPU (compiling is measured on CPU only)", planned_steps)
+    if quantized_bits:
+        return CompileChoice(False, f"auto: eager over a {quantized_bits}-bit base (compiled layers around "
+                                    "bitsandbytes weights were slower than eager ones)", planned_steps)
     least = trainer_cfg.compile_min_steps
     if planned_steps < least:
         return CompileChoice(False, f"auto: {planned_steps} optimizer steps < trainer.compile_min_steps={least}: "

@@ -2,8 +2,9 @@
 
 Logged (through the `log_metrics` the run hands in):
   train_first_step_seconds   the first step (tracing and compiling when the run compiles)
-  train_compile_seconds      the time of slow steps above the steady rate (compiles, recompiles)
-  train_steps_per_s          the steady rate: steps after the last slow one
+  train_compile_seconds      compiled runs: the time of slow steps above the median step (compiles, recompiles);
+                             eager runs: 0
+  train_steps_per_s          the steady rate: steps after the last slow one (eager: after the first step)
   train_compiled_graphs      graphs torch.compile built during training (0 when eager)
 A step is slow when it takes over three times the median step.
 """
@@ -26,13 +27,17 @@ def compiled_graphs() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-def summarise_step_seconds(seconds: list[float]) -> dict[str, float]:
-    """The first step, the overhead of slow steps over the median, and the steady rate after the last slow step."""
+def summarise_step_seconds(seconds: list[float], compiled: bool = True) -> dict[str, float]:
+    """The first step, the overhead of slow steps over the median, and the steady rate after the last slow step
+    (an eager run's slow steps are warm-up, not compiling: only its first step is left out of the rate)."""
     if not seconds:
         return {}
     times = np.asarray(seconds, dtype=float)
     median = float(np.median(times))
-    slow = np.flatnonzero(times > SLOW * median)
+    slow = np.flatnonzero(times > SLOW * median) if compiled else np.arange(min(1, len(times) - 1))
+    if not compiled:
+        return {"train_first_step_seconds": float(times[0]), "train_compile_seconds": 0.0,
+                "train_steps_per_s": float((len(times) - len(slow)) / np.sum(times[len(slow):]))}
     steady = times[slow[-1] + 1:] if len(slow) else times
     steady = steady if len(steady) else times
     return {"train_first_step_seconds": float(times[0]),
@@ -41,8 +46,8 @@ def summarise_step_seconds(seconds: list[float]) -> dict[str, float]:
 
 
 class StepRate(TrainerCallback):
-    def __init__(self, log_metrics: Callable[[dict[str, float]], None]):
-        self.log_metrics = log_metrics
+    def __init__(self, log_metrics: Callable[[dict[str, float]], None], compiled: bool):
+        self.log_metrics, self.compiled = log_metrics, compiled
         self.seconds: list[float] = []
         self.graphs_before = 0
         self._started = 0.0
@@ -57,6 +62,6 @@ class StepRate(TrainerCallback):
         self.seconds.append(time.perf_counter() - self._started)
 
     def on_train_end(self, args, state, control, **kwargs):
-        summary = summarise_step_seconds(self.seconds)
+        summary = summarise_step_seconds(self.seconds, self.compiled)
         if summary:
             self.log_metrics({**summary, "train_compiled_graphs": compiled_graphs() - self.graphs_before})
