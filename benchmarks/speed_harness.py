@@ -144,7 +144,8 @@ def timed_training(cfg, loaded, train_encoded, collate, warmup_steps: int, steps
             "rows_per_s": rows / timer.seconds, "tokens_per_s": tokens / timer.seconds,
             # every step, warm-up (and so compiling) included: what a run of this length pays
             "warmup_steps": warmup_steps, "all_steps": warmup_steps + steps, "all_seconds": all_seconds,
-            "all_rows": counter.rows, "all_rows_per_s": counter.rows / all_seconds, "first_step_seconds": timer.first_step_seconds,
+            "all_rows": counter.rows, "all_rows_per_s": counter.rows / all_seconds,
+            "first_step_seconds": timer.first_step_seconds,
             "losses": timer.losses, "trainer": trainer}
 
 

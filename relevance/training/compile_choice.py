@@ -5,12 +5,8 @@ every step cheaper, so it pays on long runs only. `auto` decides from the run's 
 optimizer steps it will train, counted from its batches before training starts. On CPU it compiles
 when there are at least `trainer.compile_min_steps` of them and the base is not quantized. It stays
 eager on a GPU (compiling was measured on CPU only) and over bitsandbytes weights: compiled layers
-around 4-bit weights ran 2.6x slower than eager ones (benchmarks/README.md, 2026-12-02). Scoring (dev, test, `predict`) is always eager,
-so a compiled run's logged metrics are still what `predict` reproduces.
-
-How the graphs stay few: `torch.compile` treats the batch and sequence sizes as dynamic after
-the first new shape (`dynamic=None`, PyTorch's automatic dynamic shapes), so token-budget batches
-of many shapes reuse one graph instead of compiling one per shape.
+around 4-bit weights ran 2.6x slower than eager ones (benchmarks/README.md, 2026-12-02). What is
+compiled, and why scoring stays eager: relevance.training.compiled_layers.
 """
 
 from __future__ import annotations
@@ -18,9 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
-from relevance.modeling.batching import pack_by_token_budget, longest_first
+from relevance.modeling.batching import TokenBudgetBatchSampler
 
 
 @dataclass(frozen=True)
@@ -35,11 +29,10 @@ def planned_optimizer_steps(trainer_cfg, train_lengths) -> int:
     batches per epoch, grouped by `grad_accum`, times epochs; or `max_steps` when set)."""
     if trainer_cfg.max_steps and trainer_cfg.max_steps > 0:
         return int(trainer_cfg.max_steps)
-    lengths = np.asarray(train_lengths)
-    if trainer_cfg.batching == "tokens":
-        batches = len(pack_by_token_budget(longest_first(lengths), lengths, trainer_cfg.max_tokens_per_batch))
+    if trainer_cfg.batching == "tokens":  # the training loader's own sampler counts its batches
+        batches = len(TokenBudgetBatchSampler(train_lengths, trainer_cfg.max_tokens_per_batch))
     else:
-        batches = math.ceil(len(lengths) / trainer_cfg.batch_size)
+        batches = math.ceil(len(train_lengths) / trainer_cfg.batch_size)
     steps_per_epoch = max(1, batches // trainer_cfg.grad_accum)
     return math.ceil(steps_per_epoch * trainer_cfg.epochs)
 

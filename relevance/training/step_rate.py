@@ -34,14 +34,14 @@ def summarise_step_seconds(seconds: list[float], compiled: bool = True) -> dict[
         return {}
     times = np.asarray(seconds, dtype=float)
     median = float(np.median(times))
-    slow = np.flatnonzero(times > SLOW * median) if compiled else np.arange(min(1, len(times) - 1))
-    if not compiled:
-        return {"train_first_step_seconds": float(times[0]), "train_compile_seconds": 0.0,
-                "train_steps_per_s": float((len(times) - len(slow)) / np.sum(times[len(slow):]))}
-    steady = times[slow[-1] + 1:] if len(slow) else times
+    if compiled:
+        slow = np.flatnonzero(times > SLOW * median)
+        steady = times[slow[-1] + 1:] if len(slow) else times
+    else:
+        slow, steady = np.arange(0), times[1:]
     steady = steady if len(steady) else times
     return {"train_first_step_seconds": float(times[0]),
-            "train_compile_seconds": float(np.sum(times[slow] - median)) if len(slow) else 0.0,
+            "train_compile_seconds": float(np.sum(times[slow] - median)),
             "train_steps_per_s": float(len(steady) / np.sum(steady))}
 
 
