@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import signal
+import sys
 import threading
 import warnings
 from contextlib import contextmanager
@@ -123,7 +124,9 @@ _deferring = False  # inside a training loop that stops at its next step boundar
 def stop_on_signals(names) -> None:
     """Turn each named signal (e.g. ["SIGTERM", "SIGUSR1"]) into RunInterrupted, raised at
     once, or, inside `stop_at_step_boundary()`, at the training loop's next step boundary
-    (after a checkpoint: relevance.training.checkpoints). A second signal stops at once.
+    (after a checkpoint: relevance.training.checkpoints). A second signal stops at once. A signal
+    that arrives while the process is already exiting (a SystemExit or KeyboardInterrupt being
+    handled: submitit's requeue, an earlier stop) is recorded and lets that exit finish its clean-up.
     Only the main thread may set handlers; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         return
@@ -139,6 +142,14 @@ def _on_stop_signal(signum, frame) -> None:
         logging.getLogger(__name__).warning(
             "%s received: stopping after the current training step, once a checkpoint is saved "
             "(send it again to stop at once)", _received.signal_name)
+        return
+    exiting = sys.exc_info()[0]
+    if exiting is not None and issubclass(exiting, (SystemExit, KeyboardInterrupt)):
+        # the process is already on its way out (submitit's requeue calls sys.exit, and SLURM's SIGTERM for that
+        # requeue follows it; a first stop signal; Ctrl-C): raising here would abort the exit's own clean-up,
+        # e.g. ending the MLflow run KILLED half-way through its commit, and the requeued job would find it RUNNING
+        logging.getLogger(__name__).warning("%s received while the process is exiting (%s): the exit goes on",
+                                            _received.signal_name, exiting.__name__)
         return
     raise _received
 

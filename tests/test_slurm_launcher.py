@@ -51,10 +51,9 @@ def test_a_sweep_runs_as_a_job_array_and_a_preempted_job_is_requeued(tmp_path, s
                                  env={**cli_env(), **cluster.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  text=True)
         try:
-            # preempt the first job once its run has started (its log names the MLflow run): no deadline
-            # (a busy machine is slow, not wrong); the sweep ending first fails the test below
-            # preempted once training starts (the pipeline logs its compile choice just before): a preemption while
-            # the job still reads its data can lose the requeue (found 2026-12-02; a known bug, not what this tests)
+            # preempt the first job once it trains (the pipeline logs its compile choice just before): no deadline
+            # (a busy machine is slow, not wrong); the sweep ending first fails the test below. A preemption while
+            # the job still reads its data: tests/test_slurm_early_preemption.py
             wait_for(lambda: "torch.compile" in job_logs(tmp_path, "*_0_0_log.*") or sweep.poll() is not None,
                      "job 0's training", math.inf)
             assert sweep.poll() is None, f"the sweep ended before job 0 started:\n{sweep.stdout.read()[-6000:]}"
