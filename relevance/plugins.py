@@ -35,10 +35,17 @@ class Registry:
         """Import every module of the package (once): each registers its class."""
         if self._loaded:
             return
-        self._loaded = True
+        self._loaded = True  # first: a module that looks a name up while it is imported does not import again
         package = importlib.import_module(self.package)
         for module in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{self.package}.{module.name}")
+            name = f"{self.package}.{module.name}"
+            try:
+                importlib.import_module(name)
+            except BaseException:
+                # tried again on the next read, not left out for good: without what it registered before failing
+                self.classes = {key: cls for key, cls in self.classes.items() if cls.__module__ != name}
+                self._loaded = False
+                raise
 
     def names(self) -> tuple[str, ...]:
         self.load()

@@ -83,6 +83,9 @@ def test_compiled_layers_compile_where_gradients_flow_and_score_eagerly():
         eager_scores = model(input_ids=ids).logits
     layers = CompiledLayers(model)
     layers.on()
+    switched = [block.__dict__["forward"] for block in repeated_blocks(model)]
+    layers.on()  # a second on() (a train() entered again) keeps the one switch, never a switch around a switch
+    assert [block.__dict__["forward"] for block in repeated_blocks(model)] == switched
     before = compiled_graphs()
     with torch.inference_mode():  # scoring: the eager layers, bit for bit, nothing compiled
         assert torch.equal(model(input_ids=ids).logits, eager_scores)

@@ -49,7 +49,10 @@ class CompiledLayers:
             raise ValueError(f"{type(model).__name__} has no repeated blocks (decoder layers) to compile")
 
     def on(self) -> None:
+        """Idempotent: a block whose forward is already switched (an instance attribute) keeps it."""
         for block in self.blocks:
+            if "forward" in block.__dict__:
+                continue
             eager = block.forward
             block.forward = _forward_by_mode(eager, torch.compile(eager, dynamic=True))
 
