@@ -3,6 +3,7 @@ all-pairs path, measured in the same run.
 
     .venv/bin/python benchmarks/bench_hard_neg.py                                  # 300k titles, baseline at 20k
     .venv/bin/python benchmarks/bench_hard_neg.py --targets 20000 --baseline-targets 5000   # a quick look
+    .venv/bin/python benchmarks/bench_hard_neg.py --exact-max-targets none   # every pool screened exhaustively
 
 Data (deterministic, from the demo lexicon in relevance/data/demo.py): QI-shaped rows, one distinct
 generated item title per row, `--rows-per-query` rows per query (the first positive, the others positive
@@ -12,8 +13,9 @@ titles of the query's product and brand, negatives titles of another product.
 Cases, each in its own process (so each peak resident memory is its own):
   new    the real strategy path: build_strategy("hard_neg") with the shipped settings and a fresh cache.
          Phases: embed (Embedder.encode of every distinct title: bf16 where the CPU has native bf16 units,
-         chunked content cache), mine (strategy.generate: embeddings from the cache, screening and exact
-         selection, output table written), rerun (a second strategy.generate: the output table's cache hit).
+         chunked content cache), mine (strategy.generate: embeddings from the cache, screening -- every pair
+         up to `exact_max_targets` targets, a k-means cell index above -- and exact selection, output table
+         written), rerun (a second strategy.generate: the output table's cache hit).
   naive  the path before issue 8 at --baseline-targets: fp32 embeddings through SentenceTransformer.encode
          (rate measured on --baseline-embed titles), then every anchor and every known positive against ALL
          targets in float32, a chunk of queries at a time. Mining runs on the `new` case's vectors, so the
@@ -40,7 +42,7 @@ import numpy as np
 from relevance.augment.base import AugmentContext
 from relevance.augment.cache import column_values
 from relevance.augment.embedder import Embedder
-from relevance.augment.hard_neg import Band, PoolRows, QueryTargets
+from relevance.augment.hard_neg import EXACT_MAX_TARGETS, Band, PoolRows, QueryTargets
 from relevance.augment.mix import build_strategy
 from relevance.augment.negatives import PairIndex, per_query_for, positive_queries, rows_to_table
 from relevance.data.demo import DEMO_LANGUAGES, MODIFIERS, PRODUCTS
@@ -186,9 +188,10 @@ def run_new(args) -> dict:
     embedder = Embedder(cache_dir=cache_dir)
     _, embed_s = timed(lambda: embedder.encode(pool, dtype=np.float16))
     context = context_for(table, cache_dir)
-    strategy = build_strategy("hard_neg", {})
+    options = {"exact_max_targets": args.exact_max_targets}
+    strategy = build_strategy("hard_neg", options)
     added, mine_s = timed(lambda: strategy.generate(table, context))
-    again = build_strategy("hard_neg", {})
+    again = build_strategy("hard_neg", options)
     _, rerun_s = timed(lambda: again.generate(table, context))
     result = {"case": "new", "targets": len(pool), "rows": len(table), "queries": strategy.counters["queries"],
               "embed_s": embed_s, "mine_s": mine_s, "rerun_s": rerun_s, "embedder": embedder.identity,
@@ -228,7 +231,8 @@ def run_case(case: str, targets: int, args, cache_dir: Path, with_picks: bool = 
         out = Path(tmp) / "result.json"
         command = [sys.executable, __file__, "--case", case, "--targets", str(targets), "--cache-dir", str(cache_dir),
                    "--rows-per-query", str(args.rows_per_query), "--seed", str(args.seed),
-                   "--baseline-embed", str(args.baseline_embed), "--json-out", str(out)]
+                   "--baseline-embed", str(args.baseline_embed), "--json-out", str(out),
+                   "--exact-max-targets", str(args.exact_max_targets)]
         done = subprocess.run(command + (["--with-picks"] if with_picks else []), cwd=REPO, text=True)
         if done.returncode != 0:
             raise SystemExit(f"case {case} at {targets} targets failed (exit {done.returncode})")
@@ -258,6 +262,11 @@ def summary_rows(new_small: dict, naive: dict, new_big: dict) -> list[list[str]]
     ]
 
 
+def screen_name(counters: dict) -> str:
+    cells = int(counters.get("index_cells", 0))
+    return f"cell index ({cells:,} cells)" if cells else "exact (every pair screened)"
+
+
 def report(new_small: dict, naive: dict, new_big: dict, threads: int) -> str:
     header = ["path", "targets", "queries", "embedding rows/s", "mining rows/s", "total s", "peak RSS MiB",
               "x naive"]
@@ -271,10 +280,13 @@ def report(new_small: dict, naive: dict, new_big: dict, threads: int) -> str:
         "(embedding x N, all-pairs mining x N²) for the x naive column of the last two rows.",
         f"- mining rows/s: input rows (one distinct title each) per second of `strategy.generate` with the embeddings "
         "cached (reading them, screening, exact selection, writing the output table).",
+        f"- screen at {new_small['targets']:,} targets: {screen_name(new_small['counters'])} (pools above "
+        f"`exact_max_targets`, {EXACT_MAX_TARGETS:,} by default, use the k-means cell index).",
         f"- same picks as the naive path at {naive['targets']:,} targets: {'yes' if same else 'NO'}"
         + ("" if same else f" ({differing} (query, target) pairs differ)") + ".",
         f"- at {new_big['targets']:,} targets: embed {new_big['embed_s']:.1f} s, mine {new_big['mine_s']:.1f} s, "
-        f"{big.get('screening_rounds', 0):.0f} screening rounds, {new_big['rows_added']:,} negatives, "
+        f"{screen_name(big)}, {big.get('screening_rounds', 0):.0f} screening rounds, "
+        f"{new_big['rows_added']:,} negatives, "
         f"{big.get('queries_without_candidates', 0):.0f} queries without candidates; second run "
         f"{new_big['rerun_s']:.1f} s (table cache hits: {new_big['rerun_counters'].get('cache_hits', 0):.0f}).",
     ]
@@ -288,6 +300,9 @@ def parse_args(argv: list[str] | None = None):
     parser.add_argument("--baseline-embed", type=int, default=4000, help="titles the naive fp32 embedding rate uses")
     parser.add_argument("--rows-per-query", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--exact-max-targets", type=lambda v: None if v.lower() in ("none", "null") else int(v),
+                        default=EXACT_MAX_TARGETS,
+                        help="the strategy's exact_max_targets (none: every pool exhaustive, as before the cell index)")
     parser.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--case", choices=sorted(CASES), help=argparse.SUPPRESS)
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)

@@ -90,12 +90,23 @@ class JobCost:
     seconds: float = 0.0
 
 
+@dataclass
+class TaskData:
+    """One task's tables as its jobs read them, and the counts every job's mix estimate starts from."""
+
+    splits: Any  # relevance.data.loading.Splits
+    facts: DataFacts
+
+
 class GridCoster:
-    """Composes each job, reads each task's data once, loads each tokenizer once."""
+    """Composes each job; shares across jobs what they have in common: each task's data (read and
+    counted once), each tokenizer (loaded once) and each table's tokens per row (counted once per
+    tokenizer, prompt and length limit). Only the mix estimate, from the job's own options, is per job."""
 
     def __init__(self, options: GridCostOptions):
         self.options = options
-        self._splits: dict[str, Any] = {}
+        self._task_data: dict[str, TaskData] = {}
+        self._tokenizer_models: dict[str, DictConfig] = {}
         self._tokenizers: dict[str, Any] = {}
         self._per_row: dict[str, float] = {}
 
@@ -104,22 +115,27 @@ class GridCoster:
 
         return compose(config_name="train", overrides=overrides, return_hydra_config=hydra)
 
-    def splits(self, cfg: DictConfig):
+    def task_data(self, cfg: DictConfig) -> TaskData:
+        """The job's tables and their counts, read and counted once per (data, task) config."""
         from relevance.data.loading import load_splits
 
         key = json.dumps(OmegaConf.to_container(OmegaConf.create({"data": cfg.data, "task": cfg.task}), resolve=True),
                          sort_keys=True)
-        if key not in self._splits:
+        if key not in self._task_data:
             log.info("reading %s's data files", cfg.task.name)
-            self._splits[key] = load_splits(cfg.data, cfg.task)
-        return self._splits[key]
+            splits = load_splits(cfg.data, cfg.task)
+            original = MixShape.of(splits.train)
+            # sorted(original.by_language) is relevance.data.splits.languages(splits.train), without a second pass
+            self._task_data[key] = TaskData(splits, DataFacts(original, sorted(original.by_language),
+                                                              splits.evaluation_languages()))
+        return self._task_data[key]
 
     def tokenizer(self, cfg: DictConfig, root_overrides: list[str]):
         from relevance.modeling.loader import load_tokenizer
         from relevance.modeling.sources import resolve_model
 
-        model_cfg = self.compose([f"model={self.options.tokenizer}", *root_overrides]).model \
-            if self.options.tokenizer else cfg.model
+        preset = self.options.tokenizer
+        model_cfg = self.tokenizer_model(preset, root_overrides) if preset else cfg.model
         if model_cfg.name not in self._tokenizers:
             try:
                 source = resolve_model(model_cfg, Path(cfg.paths.cache_dir))
@@ -130,6 +146,12 @@ class GridCoster:
                                   "pass tokenizer=gemma3_270m (Gemma-3's tokenizer, offline) or "
                                   "tokens_per_row=<tokens per row>") from None
         return model_cfg.name, self._tokenizers[model_cfg.name]
+
+    def tokenizer_model(self, preset: str, root_overrides: list[str]) -> DictConfig:
+        """The model config of `tokenizer=<preset>`, composed once."""
+        if preset not in self._tokenizer_models:
+            self._tokenizer_models[preset] = self.compose([f"model={preset}", *root_overrides]).model
+        return self._tokenizer_models[preset]
 
     def tokens_per_row(self, table, cfg: DictConfig, estimate: MixEstimate, role: str,
                        root_overrides: list[str]) -> float:
@@ -146,13 +168,11 @@ class GridCoster:
         return self._per_row[key]
 
     def job(self, overrides: list[str], root_overrides: list[str]) -> JobCost:
-        from relevance.data.splits import languages
-
         cfg = self.compose(overrides)
         validate_config(cfg)
-        splits = self.splits(cfg)
-        facts = DataFacts(MixShape.of(splits.train), languages(splits.train), splits.evaluation_languages())
-        estimate = estimate_mix(cfg.augment, facts)
+        data = self.task_data(cfg)
+        splits = data.splits
+        estimate = estimate_mix(cfg.augment, data.facts)
         per_row = self.tokens_per_row(splits.train, cfg, estimate, "train", root_overrides)
         epochs = float(cfg.trainer.epochs)
         scored = sum(len(table) * self.tokens_per_row(table, cfg, estimate, role, root_overrides)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import Counter
 
 import pytest
 from omegaconf import OmegaConf
@@ -91,6 +92,18 @@ def test_original_easy_hard_balance_mix_then_cached_rebuild(tmp_path, monkeypatc
     hard_again = next(s for s in again.stats if s.name == "hard_neg")
     assert (hard_again.counters["cache_hits"], hard_again.counters["cache_misses"]) == (1, 0)
     assert hard_again.counters["texts_embedded"] == 0 and hard_again.counters["queries"] == hard.counters["queries"]
+
+    # The mix is the concatenation base.py promises: each strategy's rows, generated on the mix so far, in
+    # order; and its stats count exactly those rows by language and label.
+    start = 0
+    for stat in again.stats:
+        added = build_strategy(stat.name, cfg[stat.name]).generate(mix.select(range(start)), context)
+        assert len(added) == stat.rows_added
+        assert mix.select(range(start, start + len(added))).to_list() == added.to_list(), stat.name
+        by_hand = Counter(f"{row['language']}|{row['label']}" for row in added.to_list())
+        assert stat.by_language_label == dict(sorted(by_hand.items())), stat.name
+        start += len(added)
+    assert start == len(mix) and [s.rows_added for s in again.stats] == [s.rows_added for s in result.stats]
 
 
 def test_translated_and_pivot_in_the_mix(tmp_path, monkeypatch):

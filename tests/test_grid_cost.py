@@ -15,10 +15,11 @@ from mlflow.tracking import MlflowClient
 from relevance.augment import mix as mixing
 from relevance.cost.mix_rows import DataFacts, MixShape, estimate_mix
 from relevance.cost.schedule import JobTokens, job_seconds, wall_seconds
+from relevance.cost.tokens import prompt_lengths
 from relevance.data.loading import load_splits
 from relevance.data.splits import languages
-from relevance.grid_cost import cost_grid, split_arguments
-from relevance.modeling.inputs import format_prompt
+from relevance.grid_cost import GridCostOptions, cost_grid, split_arguments
+from relevance.modeling.inputs import encode_table, format_prompt
 from relevance.modeling.loader import load_tokenizer
 from relevance.modeling.sources import resolve_model
 from tests.conftest import compose_train, run_cli
@@ -112,6 +113,38 @@ def test_the_paper_grid_is_costed_without_loading_any_translator_or_embedder(off
         assert cost.seconds == pytest.approx(cost.tokens.trained / 800 + cost.tokens.scored / (800 * 4))
     assert not (cache / "augment").exists()  # no translation, no embedding: estimated from the options
     assert found == {"*": 800.0}
+
+
+@pytest.mark.parametrize("head, max_length", [("classifier", 96), ("yes_no", 96), ("yes_no", 24)])
+def test_tokens_are_counted_as_encode_table_encodes_the_rows(official, shared_cache, head, max_length):
+    cfg = composed(official, shared_cache, f"head={head}", f"model.max_length={max_length}")
+    tokenizer = load_tokenizer(resolve_model(cfg.model, cfg.paths.cache_dir), cfg.model, cfg.head)
+    table = load_splits(cfg.data, cfg.task).train
+    encoded = encode_table(table, tokenizer, cfg.task, cfg.head, max_length)
+    lengths = prompt_lengths(table.to_list(), tokenizer, cfg.task, cfg.head, max_length)
+    assert lengths == list(encoded["length"]) and max(lengths) <= max_length
+    if max_length == 24:
+        assert max(lengths) == 24  # the long prompts truncated, the answer suffix kept whole
+
+
+def test_a_grid_costs_each_job_as_if_it_were_costed_alone(official, tmp_path, shared_cache):
+    """What the jobs share (data read once, tokens counted once per table and prompt) never changes a job's
+    numbers: every job of a grid over both tasks, mixes with and without a prompt change and both heads
+    (the yes/no head's answer suffix) equals the same job costed on its own, in a fresh coster."""
+    common = ["experiment=paper_ablation_gpu", "model=tiny_random", "data=cikm2025", f"data.dir={official}",
+              f"paths.root={tmp_path}", f"paths.cache_dir={shared_cache}"]
+    options = GridCostOptions(throughput_tokens_per_s=700.0, sample_rows=40)  # a sample: the seeded rows must match
+    costs, _ = cost_grid(options, [*common, "hydra.sweeper.params.augment='[original,easy_neg],[original,pivot]'",
+                                   "+hydra.sweeper.params.head='classifier,yes_no'"])
+    assert len(costs) == 8 and {c.task for c in costs} == {"QC", "QI"}
+    per_row = {(c.task, c.mix, dict(o.split("=", 1) for o in c.overrides)["head"]): c.tokens_per_row for c in costs}
+    assert per_row["QC", "original+pivot", "classifier"] > per_row["QC", "original+easy_neg", "classifier"]
+    assert per_row["QC", "original+easy_neg", "yes_no"] > per_row["QC", "original+easy_neg", "classifier"]  # suffix
+    for cost in costs:
+        (alone,), _ = cost_grid(options, cost.overrides)  # the job's own overrides: a grid of one
+        assert (alone.model, alone.task, alone.mix, alone.epochs) == (cost.model, cost.task, cost.mix, cost.epochs)
+        assert alone.estimate == cost.estimate and alone.train_rows == cost.train_rows
+        assert (alone.tokens_per_row, alone.tokens, alone.seconds) == (cost.tokens_per_row, cost.tokens, cost.seconds)
 
 
 def test_a_logged_run_gives_its_models_throughput(official, tmp_path):

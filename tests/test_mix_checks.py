@@ -14,12 +14,12 @@ from typing import Optional
 
 import pytest
 import torch
-from datasets import Dataset
+from datasets import Dataset, concatenate_datasets
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from relevance.augment.base import STRATEGIES, Strategy, register
-from relevance.augment.mix import MixError, build_training_mix
+from relevance.augment.mix import MixError, MixShape, build_training_mix
 from relevance.training.losses import class_weight_problems, class_weights
 from relevance.training.trainer import RelevanceTrainer
 from tests.augment_fixtures import context_for, table_of
@@ -128,6 +128,20 @@ def test_a_language_only_dev_has_is_the_normal_unseen_case(tmp_path):
 def test_dropping_a_language_dev_and_test_lack_is_allowed(tmp_path):
     mix = mix_of({"original": {}, "drop_rows": {"language": "fr"}}, tmp_path, eval_languages=("en",))
     assert set(mix.table["language"]) == {"en"}
+
+
+# --------------------------------------------------------------------------- what the checks read
+
+def test_the_shape_is_read_from_the_rows_as_they_are_after_a_selection_or_a_filter():
+    """A filter's mix is a view (a selection over the table): its shape is that of the rows it shows."""
+    table = concatenate_datasets([original(), original(("de",))])
+    views = [table, table.select([9, 0, 9]), table.select([1, 3, 9]), table.select([]),
+             table.filter(lambda row: row["language"] != "en"), table.filter(lambda row: row["label"] == 0)]
+    for view in views:
+        rows = view.to_list()
+        expected = MixShape(len(rows), frozenset(r["label"] for r in rows), frozenset(r["language"] for r in rows))
+        assert MixShape.of(view) == expected, rows
+    assert MixShape.of(table.select([1, 3, 9])).labels == {1} and MixShape.of(table.select([])).rows == 0
 
 
 # --------------------------------------------------------------------------- through the CLI

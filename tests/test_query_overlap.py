@@ -5,6 +5,7 @@ counted on `Splits.query_overlap`, with folds and without, whatever caps the tra
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,35 @@ def test_no_overlap_leaves_the_table_as_it_was():
     other = table([("d9", "green scarf", 1)])
     kept, overlap = handle_query_overlap(other, "test", Path("t"), training_queries(TRAIN), "error", Path("x"))
     assert kept is other and (overlap.rows, overlap.dropped) == (0, 0)
+
+
+def test_a_selection_of_rows_is_checked_and_dropped_in_its_own_order():
+    """The dev table may be a selection (a split, a cap): its rows, in its order, are the ones checked."""
+    reordered = DEV.select([3, 2, 1, 0])
+    kept, overlap = handle_query_overlap(reordered, "dev", Path("dev.jsonl"), training_queries(TRAIN.select([2, 0])),
+                                         "drop", Path("train.jsonl"))
+    assert kept["id"] == ["d4", "d1"] and kept["query"] == ["red shoe", "green scarf"]
+    assert (overlap.rows, overlap.queries, overlap.dropped, overlap.first_id) == (2, 2, 2, "d3")
+    assert training_queries(TRAIN.select([2])) == {"blue hat"}
+
+
+def test_drop_counts_match_a_plain_loop_over_many_rows():
+    """Thousands of rows, queries repeated in other case and spacing: the rows kept, their order and
+    the counts are what a row-by-row loop over the two tables finds."""
+    rng = random.Random(3)
+    train_queries = [f"query {n}" for n in range(0, 3000, 3)]
+    variants = (lambda q: q, str.upper, lambda q: f"  {q.title()} ", lambda q: q.replace(" ", "\t "))
+    train = table([(f"t{n}", rng.choice(variants)(q), n % 2) for n, q in enumerate(train_queries)])
+    dev = table([(f"d{n}", rng.choice(variants)(f"query {rng.randrange(3000)}"), n % 2) for n in range(4000)])
+    seen = {normalise_text(q) for q in list(train["query"])}
+    shared = [(i, q) for i, q in zip(list(dev["id"]), list(dev["query"])) if normalise_text(q) in seen]
+    kept, overlap = handle_query_overlap(dev, "dev", Path("dev.jsonl"), training_queries(train), "drop",
+                                         Path("train.jsonl"))
+    assert training_queries(train) == seen
+    assert kept["id"] == [i for i in dev["id"] if i not in {s for s, _ in shared}]
+    assert (overlap.rows, overlap.dropped) == (len(shared), len(shared)) and 0 < len(shared) < len(dev)
+    assert overlap.queries == len({normalise_text(q) for _, q in shared})
+    assert (overlap.first_id, overlap.first_query) == shared[0]
 
 
 def test_the_setting_is_checked_naming_the_key():

@@ -24,7 +24,7 @@ import numpy as np
 from datasets import Dataset
 
 from relevance.augment.base import AugmentContext, Strategy, base_rows, register
-from relevance.augment.cache import stable_seed
+from relevance.augment.cache import column_values, stable_seed
 from relevance.augment.easy_neg import easy_negatives
 from relevance.augment.hard_neg import HardNegativeBand, hard_negatives
 from relevance.augment.negatives import PairIndex, rows_to_table
@@ -70,11 +70,11 @@ class BalanceOptions(HardNegativeBand):  # the band and embedder are used by neg
 @register("balance", options=BalanceOptions)
 class Balance(Strategy):
     options: BalanceOptions
-    version = "3"  # 3: task.negatives.never_negative guards its easy and hard negatives (hard_neg VERSION 3)
+    version = "4"  # 3: task.negatives.never_negative guards its easy and hard negatives; 4: hard_neg's cell index
 
     def generate(self, mix: Dataset, context: AugmentContext) -> Dataset:
         base = base_rows(mix, context)
-        labels = base["label"]
+        (labels,) = column_values(base, "label")  # a list: base["label"] would format row by row
         positives = int(sum(labels))
         negatives_from = self.options.negatives_from
         label, k = rows_needed(positives, len(labels) - positives, float(self.options.target_positive_ratio))

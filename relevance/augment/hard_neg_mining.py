@@ -11,7 +11,10 @@
   to that anchor (the depth-th screened value plus the error bound). When the query's k-th pick
   does not beat every such bound, its anchors are screened again, deeper (x4), until it does or
   the shortlists hold the whole band. The picks are thus those of scoring every (anchor, target)
-  pair exactly (tests/test_hard_neg_scale.py compares the two on thousands of targets).
+  pair exactly (tests/test_hard_neg_scale.py compares the two on thousands of targets);
+* large pools (more than `exact_max_targets` distinct targets): the shortlists come from a
+  `hard_neg_screen.CellIndex` instead, the same proof holds inside each anchor's probed cells, and
+  the picks are the exact best of those cells (measured against every pair in the same tests).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from relevance.augment.embedder import Embedder
-from relevance.augment.hard_neg_screen import Band, BandScreen, ScreenPrecision
+from relevance.augment.hard_neg_screen import Band, BandScreen, CellIndex, ScreenPrecision
 from relevance.augment.negatives import (PairIndex, ProtectedRows, QueryPositives, negative_row, per_query_for,
                                          positive_queries, protected_rows_for, sample_queries, take_round_robin)
 from relevance.data.text import normalise_text
@@ -32,6 +35,7 @@ from relevance.data.text import normalise_text
 QUERY_CHUNK = 4096  # queries mined together: bounds the shortlists and plans held at once
 FIRST_DEPTH = 16  # screened candidates kept per anchor in the first round, on top of per_query
 DEPTH_GROWTH = 4  # how much deeper each further screening round looks
+EXACT_MAX_TARGETS = 50_000  # larger pools are searched through a cell index (the option `exact_max_targets`)
 MAX_UNSETTLED = 0.1  # share of a chunk's queries left for a second round above which the next chunks start deeper
 
 
@@ -152,10 +156,12 @@ def hard_negatives(base: Dataset, pairs: PairIndex, task: str, embedder: Embedde
                    min_similarity: float = 0.5, max_similarity: float = 0.85, guard_similarity: float = 0.85,
                    max_queries: int | None = None, count: int | None = None, seed: int = 0,
                    source: str = "hard_neg", stats: dict | None = None,
-                   precision: ScreenPrecision | None = None, never_negative: str | None = None) -> list[dict]:
+                   precision: ScreenPrecision | None = None, never_negative: str | None = None,
+                   exact_max_targets: int | None = EXACT_MAX_TARGETS) -> list[dict]:
     """Hard negatives for the positive queries of `base` (see the module docstring): row dicts,
     `per_query` per query, or `count` in all (round-robin over queries). `never_negative` names the
-    task's rule for candidates a known positive protects (`task.negatives.never_negative`)."""
+    task's rule for candidates a known positive protects (`task.negatives.never_negative`). A pool of
+    more than `exact_max_targets` distinct targets is searched through a `CellIndex` (None: always exact)."""
     stats = {} if stats is None else stats
     if count is not None and count <= 0:
         return []
@@ -166,7 +172,9 @@ def hard_negatives(base: Dataset, pairs: PairIndex, task: str, embedder: Embedde
         return []
     vectors = embedder.encode(pool, dtype=np.float16)
     band = Band(min_similarity, max_similarity, guard_similarity)
-    screen = BandScreen(vectors, band, precision)
+    indexed = exact_max_targets is not None and len(pool) > exact_max_targets
+    screen = CellIndex(vectors, band) if indexed else BandScreen(vectors, band, precision)
+    stats["index_cells"] = screen.cells if indexed else 0
     k = min(per_query_for(count, len(queries), per_query), len(pool))
     rows_of = PoolRows(pool, protected_rows_for(never_negative, pool))
     picks: list[list[tuple[str, str, str]]] = []

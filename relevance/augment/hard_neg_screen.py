@@ -254,3 +254,106 @@ def torch_threads(count: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# -- large pools: a cell index instead of every anchor against every target -----------------------------
+
+CELL_TARGETS = 128  # targets per k-means cell on average
+CELL_PROBES = 16  # cells searched per anchor: its nearest centroids
+KMEANS_ROUNDS = 6  # Lloyd iterations of the (spherical) k-means
+KMEANS_SAMPLE = 48  # training targets per cell (a seeded sample)
+CELL_SLACK = 1e-4  # bound on |float32 product - exact| for unit float16 vectors (384 dims: < 3e-5)
+
+
+class CellIndex:
+    """Shortlists like `BandScreen`'s, searched in the targets' nearest k-means cells only.
+
+    The targets are clustered (spherical k-means on a seeded sample, every target then put in the cell of
+    its nearest centroid); an anchor is compared, in float32, only with the targets of its `probes` nearest
+    cells (~probes x CELL_TARGETS targets instead of all of them). Inside those cells the shortlist and its
+    bound are exact as `BandScreen`'s are (a target left out is at most `bound` similar to the anchor), so
+    `hard_neg_mining.mine` picks, per query, the exact best of its anchors' probed cells; a target in a cell
+    none of them probes is never seen, which is where the picks can differ from scoring every pair
+    (tests/test_hard_neg_scale.py measures how often). Memory: the targets in float32 in cell order.
+    """
+
+    def __init__(self, vectors: np.ndarray, band: Band, probes: int = CELL_PROBES,
+                 cell_targets: int = CELL_TARGETS, seed: int = 0):
+        self.size, self.dim = vectors.shape
+        self.band = band
+        self.cells = max(1, self.size // cell_targets)
+        self.probes = min(probes, self.cells)
+        self.centroids = spherical_kmeans(vectors, self.cells, seed)
+        assigned = nearest_cells(vectors, self.centroids, 1)[:, 0]
+        self.order = np.argsort(assigned, kind="stable")  # pool rows in cell order
+        self.position = np.argsort(self.order)  # where each pool row is in cell order
+        self.starts = np.searchsorted(assigned[self.order], np.arange(self.cells + 1))
+        self.matrix = np.asarray(vectors, dtype=np.float32)[self.order]  # the targets in cell order
+
+    def shortlists(self, anchors: np.ndarray, depth: int) -> Shortlists:
+        n = len(anchors)
+        rows = self.matrix[self.position[anchors]] if n else np.zeros((0, self.dim), np.float32)
+        probed = nearest_cells(rows, self.centroids, self.probes)  # (n, probes)
+        entries = np.argsort(probed.ravel(), kind="stable")  # (anchor, probe) entries, i * probes + j, by cell
+        cells = probed.ravel()[entries]
+        bounds = np.searchsorted(cells, np.arange(self.cells + 1))
+        low, high = self.band.low - CELL_SLACK, self.band.high + CELL_SLACK
+        # per (anchor, probe): the cell's `depth` best in-band hits (-inf / -1 pad)
+        values = np.full((n * self.probes, depth), -np.inf, dtype=np.float32)
+        cols = np.full((n * self.probes, depth), -1, dtype=np.int64)
+        dropped = np.zeros(n, dtype=bool)  # an anchor with in-band hits a cell's own top `depth` left out
+        for cell in np.flatnonzero(np.diff(bounds)):
+            start, stop = self.starts[cell], self.starts[cell + 1]
+            if stop == start:
+                continue
+            here = entries[bounds[cell]:bounds[cell + 1]]
+            sims = rows[here // self.probes] @ self.matrix[start:stop].T
+            sims[(sims < low) | (sims > high)] = -np.inf
+            keep = min(depth, stop - start)
+            if keep < stop - start:
+                top = np.argpartition(-sims, keep - 1, axis=1)[:, :keep]
+                dropped[here // self.probes] |= np.isfinite(sims).sum(axis=1) > keep
+            else:
+                top = np.broadcast_to(np.arange(keep), sims.shape)
+            values[here, :keep] = np.take_along_axis(sims, top, axis=1)
+            cols[here, :keep] = self.order[start + top]
+        return _best(values.reshape(n, -1), cols.reshape(n, -1), depth, dropped)
+
+
+def _best(values: np.ndarray, cols: np.ndarray, depth: int, dropped: np.ndarray) -> Shortlists:
+    """Per row, the `depth` best hits (ties: lower pool row first) and the bound on the hits left out."""
+    left_out = (np.isfinite(values).sum(axis=1) > depth) | dropped  # then the list is full
+    if values.shape[1] > depth:
+        top = np.argpartition(-values, depth - 1, axis=1)[:, :depth]
+        values, cols = np.take_along_axis(values, top, axis=1), np.take_along_axis(cols, top, axis=1)
+    order = np.lexsort((cols, -values), axis=1)
+    values, cols = np.take_along_axis(values, order, axis=1), np.take_along_axis(cols, order, axis=1)
+    # every hit left out is at most the list's last value, up to the products' error
+    bound = np.nextafter((values[:, -1].astype(np.float64) + CELL_SLACK).astype(np.float32), np.float32(np.inf))
+    return Shortlists(np.where(np.isfinite(values), cols, -1), np.where(left_out, bound, -np.inf))
+
+
+def nearest_cells(vectors: np.ndarray, centroids: np.ndarray, count: int, rows_at_once: int = 8192) -> np.ndarray:
+    """Per vector, the `count` centroids with the highest dot product (any order), a slice at a time."""
+    out = np.empty((len(vectors), count), dtype=np.int64)
+    for start in range(0, len(vectors), rows_at_once):
+        sims = np.asarray(vectors[start:start + rows_at_once], dtype=np.float32) @ centroids.T
+        if count == 1:
+            out[start:start + len(sims), 0] = sims.argmax(axis=1)
+        else:
+            out[start:start + len(sims)] = np.argpartition(-sims, count - 1, axis=1)[:, :count]
+    return out
+
+
+def spherical_kmeans(vectors: np.ndarray, cells: int, seed: int = 0) -> np.ndarray:
+    """Unit centroids of `cells` clusters of a seeded sample of `vectors` (Lloyd's iterations on cosine)."""
+    rng = np.random.default_rng(seed)
+    sample_size = min(len(vectors), cells * KMEANS_SAMPLE)
+    sample = np.asarray(vectors[np.sort(rng.choice(len(vectors), sample_size, replace=False))], dtype=np.float32)
+    centroids = sample[rng.choice(sample_size, cells, replace=False)]
+    for _ in range(KMEANS_ROUNDS):
+        assigned = nearest_cells(sample, centroids, 1)[:, 0]
+        sums = torch.zeros(centroids.shape).index_add_(0, torch.from_numpy(assigned), torch.from_numpy(sample)).numpy()
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        centroids = np.where(norms > 0, sums / np.maximum(norms, 1e-12), centroids)  # an empty cell keeps its centroid
+    return centroids.astype(np.float32)

@@ -48,7 +48,9 @@ class MixShape:
 
     @classmethod
     def of(cls, table: Dataset) -> MixShape:
-        labels, languages, queries = table["label"], table["language"], table["query"]
+        # the columns as Python lists read from Arrow at once (row by row: ~1 s per 100k rows)
+        columns = table.select_columns(["label", "language", "query"]).with_format("arrow")[:]
+        labels, languages, queries = (columns.column(name).to_pylist() for name in ("label", "language", "query"))
         positive = {(lang, query) for lang, query, label in zip(languages, queries, labels) if label == 1}
         return cls(len(table), int(sum(labels)), len(positive), Counter(languages))
 

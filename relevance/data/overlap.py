@@ -41,14 +41,23 @@ class QueryOverlap:
     first_query: str | None = None
 
 
+def _queries(table: Dataset) -> list[str]:
+    """The query column in one read (iterating `table["query"]` formats it row by row)."""
+    return table["query"][:]
+
+
 def training_queries(table: Dataset) -> set[str]:
     """The normalised queries of a table's rows."""
-    return {normalise_text(query) for query in table["query"]}
+    return {normalise_text(query) for query in _queries(table)}
 
 
 def overlapping_rows(table: Dataset, seen: set[str]) -> np.ndarray:
     """Indices of `table`'s rows whose normalised query is in `seen`, in table order."""
-    return np.flatnonzero([normalise_text(query) in seen for query in table["query"]])
+    return _overlapping(_queries(table), seen)
+
+
+def _overlapping(queries: list[str], seen: set[str]) -> np.ndarray:
+    return np.flatnonzero([normalise_text(query) in seen for query in queries])
 
 
 def handle_query_overlap(table: Dataset, role: str, path: Path, seen: set[str], policy: str,
@@ -57,10 +66,11 @@ def handle_query_overlap(table: Dataset, role: str, path: Path, seen: set[str], 
     with `seen` (the training rows' normalised queries, read from `training_path`)."""
     if policy not in QUERY_OVERLAP_POLICIES:
         raise ValueError(f"{QUERY_OVERLAP_KEY}={policy!r}: use one of {QUERY_OVERLAP_POLICIES}")
-    found = overlapping_rows(table, seen)
+    table_queries = _queries(table)
+    found = _overlapping(table_queries, seen)
     if not len(found):
         return table, QueryOverlap(role, 0, 0, 0)
-    queries = {normalise_text(table[int(i)]["query"]) for i in found}
+    queries = {normalise_text(table_queries[i]) for i in found.tolist()}
     first = table[int(found[0])]
     if policy == "error":
         raise DataError(path, line_of_id(path, first["id"]), "origin_query",
@@ -77,8 +87,9 @@ def handle_query_overlap(table: Dataset, role: str, path: Path, seen: set[str], 
                             f"every one of the {len(table)} {role} rows has a query that also occurs among the "
                             f"training rows ({training_path}): dropping them ({QUERY_OVERLAP_KEY}=drop) leaves no "
                             f"{role} rows; use a {role} file with other queries, or {QUERY_OVERLAP_KEY}=keep")
-        drop = set(found.tolist())
-        table = table.select([i for i in range(len(table)) if i not in drop])
+        keep = np.ones(len(table), dtype=bool)
+        keep[found] = False
+        table = table.select(np.flatnonzero(keep).tolist())  # a list of ints, as before: the same fingerprint
     return table, overlap
 
 

@@ -17,19 +17,32 @@ def format_prompt(row: dict, task_cfg: DictConfig) -> str:
     return task_cfg.prompt.format(query=query, target=row["target"])
 
 
+class PromptIds:
+    """Rows (dicts) to the token ids the model reads: the prompt truncated to leave room for the head's answer
+    suffix, then the suffix whole. `encode_table` and the cost estimate (`relevance.cost.tokens`) both count
+    tokens through it."""
+
+    def __init__(self, tokenizer, task_cfg: DictConfig, head_cfg: DictConfig, max_length: int):
+        self.tokenizer, self.task_cfg = tokenizer, task_cfg
+        self.suffix_ids = (tokenizer.encode(head_cfg.answer_suffix, add_special_tokens=False)
+                           if head_cfg.answer_suffix else [])
+        self.body_budget = max_length - len(self.suffix_ids)
+        if self.body_budget < 8:
+            raise ValueError(f"model.max_length={max_length} leaves no room for the prompt after the answer suffix")
+
+    def __call__(self, rows: list[dict]) -> list[list[int]]:
+        texts = [format_prompt(row, self.task_cfg) for row in rows]
+        bodies = self.tokenizer(texts, truncation=True, max_length=self.body_budget)["input_ids"]
+        return [ids + self.suffix_ids for ids in bodies]
+
+
 def encode_table(table: Dataset, tokenizer, task_cfg: DictConfig, head_cfg: DictConfig, max_length: int) -> Dataset:
     """Token ids, attention mask, `labels` (when the table is labelled) and `length`
     (for length-grouped batches). Dynamic padding happens later, in the collator."""
-    suffix_ids = tokenizer.encode(head_cfg.answer_suffix, add_special_tokens=False) if head_cfg.answer_suffix else []
-    body_budget = max_length - len(suffix_ids)
-    if body_budget < 8:
-        raise ValueError(f"model.max_length={max_length} leaves no room for the prompt after the answer suffix")
+    prompt_ids = PromptIds(tokenizer, task_cfg, head_cfg, max_length)
 
     def encode(batch: dict) -> dict:
-        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-        texts = [format_prompt(row, task_cfg) for row in rows]
-        bodies = tokenizer(texts, truncation=True, max_length=body_budget)["input_ids"]
-        input_ids = [ids + suffix_ids for ids in bodies]
+        input_ids = prompt_ids([dict(zip(batch, values)) for values in zip(*batch.values())])
         encoded = {"input_ids": input_ids, "attention_mask": [[1] * len(ids) for ids in input_ids],
                    "length": [len(ids) for ids in input_ids]}
         if "label" in batch:
