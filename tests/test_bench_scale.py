@@ -66,3 +66,6 @@ def test_small_mode_times_every_stage_on_the_rows_it_should(tmp_path, shared_cac
     raw = next(line for line in lines if " raw_parse " in line)
     assert raw.split(" | ")[5] == "1.0"  # the baseline is its own unit
     assert "of the cheapest QC job's estimated GPU training time" in result.stdout
+    one_job = sum(stages[("qc", stage)]["seconds"] for stage in bench_scale.JOB_STAGES)
+    assert data["job_shares"]["qc"]["job_stage_seconds"] == pytest.approx(one_job)
+    assert "what one job of a sweep runs (read, splits, mix, tokenize, digests)" in result.stdout
