@@ -162,13 +162,16 @@ class PeakRss:
         self.peak = self.before = 0
         self._stop = threading.Event()
 
+    def rss(self) -> int:
+        return self.process.memory_info().rss
+
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
+            self.peak = max(self.peak, self.rss())
             self._stop.wait(self.interval_s)
 
     def __enter__(self) -> "PeakRss":
-        self.before = self.peak = self.process.memory_info().rss
+        self.before = self.peak = self.rss()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -176,7 +179,7 @@ class PeakRss:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
+        self.peak = max(self.peak, self.rss())
 
 
 def compose(task: str, data_dir: Path, work: Path, tokenizer: str, extra: tuple[str, ...] = ()):
