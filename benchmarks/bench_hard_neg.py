@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from relevance.augment.base import AugmentContext
-from relevance.augment.cache import column_values
+from relevance.data.columns import column_values
 from relevance.augment.embedder import Embedder
 from relevance.augment.hard_neg import EXACT_MAX_TARGETS, Band, PoolRows, QueryTargets
 from relevance.augment.mix import build_strategy

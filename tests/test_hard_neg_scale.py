@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from relevance.augment import embedder as embedder_module
-from relevance.augment.cache import column_values, digest_table
+from relevance.augment.cache import digest_table
+from relevance.data.columns import column_values
 from relevance.augment.embedder import Embedder, content_chunks
 from relevance.augment.hard_neg import (BFLOAT16, EXACT_MAX_TARGETS, FLOAT32, Band, BandScreen, CellIndex,
                                         HardNegOptions, PoolRows, RunningBest, band_hits, exact_similarities,

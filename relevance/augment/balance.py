@@ -24,10 +24,11 @@ import numpy as np
 from datasets import Dataset
 
 from relevance.augment.base import AugmentContext, Strategy, base_rows, register
-from relevance.augment.cache import column_values, stable_seed
+from relevance.augment.cache import stable_seed
 from relevance.augment.easy_neg import easy_negatives
 from relevance.augment.hard_neg import HardNegativeBand, hard_negatives
 from relevance.augment.negatives import PairIndex, rows_to_table
+from relevance.data.columns import column_values
 
 log = logging.getLogger(__name__)
 

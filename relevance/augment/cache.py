@@ -37,6 +37,7 @@ import numpy as np
 from datasets import Dataset
 from filelock import FileLock
 
+from relevance.data.columns import column_values
 from relevance.files import atomic_open
 
 log = logging.getLogger(__name__)
@@ -68,15 +69,6 @@ def digest_texts(texts: Iterable[str]) -> str:
         h.update(len(encoded).to_bytes(8, "big"))
         h.update(encoded)
     return h.hexdigest()
-
-
-def column_values(dataset: Dataset, *names: str) -> list[list]:
-    """Whole columns as lists, read at once: `dataset[name]` is a lazy column (datasets >= 4) that
-    formats row by row when iterated (~50x slower) and whose str() shows only a few values."""
-    if not len(dataset):
-        return [[] for _ in names]
-    values = dataset.select_columns(list(names)).to_dict()
-    return [values[name] for name in names]
 
 
 def digest_table(dataset: Dataset, columns: Iterable[str] | None = None) -> str:

@@ -15,7 +15,7 @@ from datasets import Dataset, concatenate_datasets
 from omegaconf import DictConfig, OmegaConf
 
 from relevance.augment.base import AugmentContext, RunReader, Strategy, base_rows, strategy_class, strategy_options
-from relevance.augment.cache import column_values
+from relevance.data.columns import column_values
 
 log = logging.getLogger(__name__)
 

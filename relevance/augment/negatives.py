@@ -44,7 +44,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from datasets import Dataset
 
-from relevance.augment.cache import column_values, stable_seed
+from relevance.augment.cache import stable_seed
+from relevance.data.columns import column_values
 from relevance.data.text import normalise_text
 
 # -- relatedness: what makes two targets related -----------------------------------------------

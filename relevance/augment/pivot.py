@@ -18,7 +18,7 @@ from __future__ import annotations
 from datasets import Dataset
 
 from relevance.augment.base import AugmentContext, NoOptions, register
-from relevance.augment.cache import column_values
+from relevance.data.columns import column_values
 from relevance.augment.languages import competition_code
 from relevance.augment.translating import TranslatingStrategy
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datasets import Dataset
 
 from relevance.augment.base import AugmentContext, register
-from relevance.augment.cache import column_values
+from relevance.data.columns import column_values
 from relevance.augment.pivot import english_of_queries
 from relevance.augment.translating import TranslatingStrategy
 

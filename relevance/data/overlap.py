@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset
 
+from relevance.data.columns import column_values
 from relevance.data.schema import DataError
 from relevance.data.text import normalise_text
 
@@ -42,8 +43,8 @@ class QueryOverlap:
 
 
 def _queries(table: Dataset) -> list[str]:
-    """The query column in one read (iterating `table["query"]` formats it row by row)."""
-    return table["query"][:]
+    (queries,) = column_values(table, "query")
+    return queries
 
 
 def training_queries(table: Dataset) -> set[str]:

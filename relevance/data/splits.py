@@ -26,6 +26,7 @@ import numpy as np
 from datasets import Dataset
 from sklearn.utils import check_random_state
 
+from relevance.data.columns import column_values
 from relevance.data.text import normalise_text as query_group_key  # a query's group: its normalised text
 
 
@@ -46,16 +47,10 @@ def grouped_split(dataset: Dataset, dev_fraction: float, seed: int) -> tuple[Dat
         raise ValueError(f"{error} for dev_fraction={dev_fraction}") from None
 
 
-def _column(dataset: Dataset, name: str) -> list:
-    """A column's values as a list, in one read (iterating `dataset[name]` formats row by row)."""
-    return dataset[name][:]
-
-
 def _strata(dataset: Dataset) -> list[str]:
-    langs = _column(dataset, "language")
     if "label" in dataset.column_names:
-        return [f"{lang}|{lab}" for lang, lab in zip(langs, _column(dataset, "label"))]
-    return list(langs)
+        return [f"{lang}|{lab}" for lang, lab in zip(*column_values(dataset, "language", "label"))]
+    return column_values(dataset, "language")[0]
 
 
 def fold_assignment(dataset: Dataset, folds: int, seed: int) -> np.ndarray:
@@ -64,7 +59,7 @@ def fold_assignment(dataset: Dataset, folds: int, seed: int) -> np.ndarray:
     are all in the same one; the same rows and seed give the same folds."""
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ValueError(f"folds must be an integer of at least 2, got {folds!r}")
-    groups = [query_group_key(q) for q in _column(dataset, "query")]
+    groups = [query_group_key(q) for q in column_values(dataset, "query")[0]]
     n_groups = len(set(groups))
     if n_groups < folds:
         raise ValueError(f"cannot split {n_groups} distinct queries into {folds} folds")
