@@ -90,6 +90,35 @@ def test_translated_end_to_end_then_fully_cached(tiny_nllb, tmp_path, monkeypatc
     assert again.counters["cache_misses"] == 0 and again.counters["model_loads"] == 0
 
 
+def test_a_translation_stopped_part_way_keeps_what_it_translated(tiny_nllb, tmp_path, monkeypatch):
+    import relevance.augment.translator as translator_module
+
+    texts = [r["query"] for r in rows(4) if r["language"] == "en"] + ["shoes", "a mat", "dress", "case for phone"]
+    config = local_translator(tiny_nllb, batch_size=2, max_new_tokens=4)
+    monkeypatch.setattr(translator_module, "CHECKPOINT_SECONDS", 0.0)  # save after every batch
+    failing = make_translator(config, cache_dir=tmp_path / "cache", progress=False)
+    batches = []
+    translate_batch = type(failing)._translate_batch
+
+    def fails_on_the_third(self, batch, src, tgt):
+        batches.append(batch)
+        if len(batches) == 3:
+            raise RuntimeError("out of memory")  # a run killed or failed part-way
+        return translate_batch(self, batch, src, tgt)
+
+    monkeypatch.setattr(type(failing), "_translate_batch", fails_on_the_third)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        failing.translate(texts, "en", "de")
+    monkeypatch.setattr(type(failing), "_translate_batch", translate_batch)
+
+    rerun = make_translator(config, cache_dir=tmp_path / "cache", progress=False)
+    out = rerun.translate(texts, "en", "de")
+    assert rerun.counters["cache_hits"] == 4 and rerun.counters["cache_misses"] == len(texts) - 4  # 2 batches kept
+    assert {t for batch in batches[:2] for t in batch} <= set(rerun._memory[rerun.cache_key("en", "de")])
+    fresh = make_translator(config, cache_dir=tmp_path / "fresh", progress=False).translate(texts, "en", "de")
+    assert out == fresh  # what was kept is what an unbroken run translates
+
+
 def test_translated_options_field_languages_and_sampling(tiny_nllb, tmp_path):
     original = table_of(rows(4))
     translator = local_translator(tiny_nllb, max_new_tokens=4)

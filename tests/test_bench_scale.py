@@ -48,23 +48,40 @@ def test_small_mode_times_every_stage_on_the_rows_it_should(tmp_path, shared_cac
 
     train, dev, test = ROWS, ROWS // 10, ROWS // 3
     expected = {"raw_parse": train + dev + test, "read": train + dev + test, "splits": train + dev,
-                "easy_neg": train, "hard_neg": train, "balance": train, "mix": train, "tokenize": train + dev,
-                "digests": train + dev + test}
+                "easy_neg": train, "hard_neg": train, "balance": train, "translated": train, "noise_filter": train,
+                "mix": train, "tokenize": train + dev, "digests": train + dev + test}
     assert {stage: stages[("qc", stage)]["rows"] for stage in expected} == expected
     assert stages[(None, "grid_cost")]["rows"] == train + dev and stages[(None, "grid_cost")]["jobs"] == 10
     for stage in ("easy_neg", "hard_neg", "balance"):
         assert stages[("qc", stage)]["rows_added"] > 0
     assert stages[("qc", "mix")]["mix_rows"] > train and stages[("qc", "tokenize")]["tokens"] > train + dev
     assert stages[("qc", "splits")]["folds"] == 5
+    # model compute is timed where a model runs, and only there
+    model_free = ("raw_parse", "read", "splits", "easy_neg", "noise_filter", "tokenize", "digests")
+    assert all(stages[("qc", stage)]["model_seconds"] == 0 for stage in model_free)
+    assert stages[("qc", "hard_neg")]["model_seconds"] > 0 and stages[("qc", "translated")]["model_seconds"] > 0
+    translated = stages[("qc", "translated")]
+    missing = ({r["language"] for r in bench_scale.source_rows("qc", "dev")}
+               - {r["language"] for r in bench_scale.source_rows("qc", "train")})  # real QC: de, it, pl, ar...
+    assert missing
+    assert translated["counters"]["target_languages"] == len(missing)
+    assert translated["counters"]["cache_misses"] >= len(missing) * ROWS * 0.8  # most queries are distinct
+    assert translated["langid_rows_per_s"] > 0 and translated["translator"] == "tiny_seq2seq"
+    assert sum(v for k, v in translated["counters"].items() if k.startswith(("accepted_", "rejected_"))
+               if k[-2:] in missing) == len(missing) * train  # every row translated into every missing language
+    noise = stages[("qc", "noise_filter")]
+    assert noise["counters"]["oof_runs"] == 5 and noise["counters"]["scored"] == train
+    assert noise["rows_dropped"] == noise["counters"]["dropped"] == noise["counters"]["contradicted"]
+    assert 0.01 * train < noise["rows_dropped"] < 0.03 * train  # the ~2 % of rows the scores contradict
     for stage in stages.values():
         assert stage["seconds"] > 0 and stage["peak_rss_mib"] >= stage["rss_before_mib"] > 0
 
     lines = [line for line in result.stdout.splitlines() if line.startswith("| qc |") or line.startswith("| all |")]
     assert [line.split(" | ")[1] for line in lines] == [*bench_scale.TASK_STAGES, "grid_cost"]
-    assert ("| task | stage | rows | seconds | rows/s | x raw parse | RSS at start MiB | peak RSS MiB | ≤ 2 min "
-            "| ≤ 4 GiB |") in result.stdout
+    assert ("| task | stage | rows | seconds | model s | rows/s | x raw parse | RSS at start MiB | peak RSS MiB "
+            "| ≤ 2 min but model | ≤ 4 GiB |") in result.stdout
     raw = next(line for line in lines if " raw_parse " in line)
-    assert raw.split(" | ")[5] == "1.0"  # the baseline is its own unit
+    assert raw.split(" | ")[6] == "1.0"  # the baseline is its own unit
     assert "of the cheapest QC job's estimated GPU training time" in result.stdout
     one_job = sum(stages[("qc", stage)]["seconds"] for stage in bench_scale.JOB_STAGES)
     assert data["job_shares"]["qc"]["job_stage_seconds"] == pytest.approx(one_job)

@@ -31,7 +31,10 @@ numerics (device type and dtype: bf16 on CUDA, fp32 on CPU). A text's translatio
 that text and that identity only, never on the other texts of its batch (which depend on what the
 cache already held): batch size is not part of the key, and a causal LM's token budget is each
 text's own (`CausalLMTranslator.token_budget`). `counters` counts distinct texts found
-(``cache_hits``) and translated (``cache_misses``), and model loads.
+(``cache_hits``) and translated (``cache_misses``), and model loads. A long translation (the
+competition's 300k queries into each missing language take a GPU most of an hour) is saved to the
+cache every `CHECKPOINT_SECONDS` as it goes, so a run stopped or failed part-way keeps what it had
+translated and its rerun translates only the rest.
 
 Loading is offline-first: a local directory is used as is; a hub id is tried from the local
 hub cache first, and only when the hub answers is it downloaded; ``gguf_package`` and
@@ -45,6 +48,7 @@ import dataclasses
 import logging
 import os
 import string
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,6 +61,8 @@ from relevance.modeling.pretrained import load_pretrained, model_identity, packa
 from relevance.plugins import Registry
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_SECONDS = 60.0  # translations generated so far are merged into the cache at least this often
 
 TINY_SEQ2SEQ = ("m2m100", "t5")  # tiny random seq2seq translators (relevance/augment/tiny_translators.py)
 
@@ -175,19 +181,22 @@ class Translator:
         self.counters["cache_hits"] += len(distinct) - len(missing)
         self.counters["cache_misses"] += len(missing)
         if missing:
-            fresh = self._generate(missing, src, tgt)
+            save = (lambda done: self.cache.update_json(key, done)) if self.cache else None
+            fresh = self._generate(missing, src, tgt, save)
             known = self.cache.update_json(key, fresh) if self.cache else {**known, **fresh}
         self._memory[key] = known
         return [known[t] for t in texts]
 
-    def _generate(self, texts: list[str], src: str, tgt: str) -> dict[str, str]:
-        """Batches sorted by length, a progress bar, whitespace normalised."""
+    def _generate(self, texts: list[str], src: str, tgt: str, save=None) -> dict[str, str]:
+        """Batches sorted by length, a progress bar, whitespace normalised; `save(results so far)` every
+        `CHECKPOINT_SECONDS` (the cache merge), so that a failure part-way loses at most that much work."""
         from tqdm.auto import tqdm
 
         self.load()
         order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
         results: dict[str, str] = {}
         size = self.config.batch_size
+        saved_at = time.monotonic()
         with tqdm(total=len(texts), desc=f"translating {src}→{tgt} ({self.config.name})", unit="text",
                   disable=not self.progress) as bar:
             for start in range(0, len(order), size):
@@ -195,6 +204,9 @@ class Translator:
                 outputs = self._translate_batch(batch, src, tgt)
                 results.update({text: " ".join(out.split()) for text, out in zip(batch, outputs, strict=True)})
                 bar.update(len(batch))
+                if save is not None and time.monotonic() - saved_at >= CHECKPOINT_SECONDS and len(results) < len(texts):
+                    save(results)
+                    saved_at = time.monotonic()
         return results
 
     def example_pairs(self, source: str, target: str) -> dict[str, str]:
