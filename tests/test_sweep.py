@@ -59,6 +59,7 @@ def test_paper_ablation_grids():
         "augment=[original,balance]", "augment=[original,translated_cpu]", "seed=1", "seed=2", "seed=3"}
     cfg = compose_train(["experiment=paper_ablation_cpu"])
     assert (cfg.model.name, cfg.trainer.name, cfg.data.name, cfg.task.key) == ("gemma3_270m", "cpu", "competition", "qc")
+    assert cfg.quant.name == "none"  # bf16 base on CPU, as the CPU recipe (experiments/paper_ablation_cpu.md)
     translating = compose_train(["experiment=paper_ablation_cpu", "augment=[original,translated_cpu]"])
     assert list(translating.augment) == ["original", "translated"]  # translated_cpu is `translated`, capped
     assert translating.augment.translated.max_rows_per_language == 250
