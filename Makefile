@@ -60,7 +60,7 @@ sweep-smoke: install
 	$(PY) -m relevance.train -m experiment=smoke_sweep
 	$(PY) -m relevance.compare
 
-## ablation-cpu: the paper's augmentation ablation sized for CPU (Gemma-3 270M, 1,500 real QC rows, 5 mixes x 3 seeds, ~60 min)
+## ablation-cpu: the paper's augmentation ablation sized for CPU (Gemma-3 270M, 1,500 real QC rows, 5 mixes x 3 seeds, ~62 min)
 ablation-cpu: install
 	$(PY) -m relevance.train -m experiment=paper_ablation_cpu
 

@@ -67,6 +67,9 @@ def test_small_mode_times_every_stage_on_the_rows_it_should(tmp_path, shared_cac
     assert translated["counters"]["target_languages"] == len(missing)
     assert translated["counters"]["cache_misses"] >= len(missing) * ROWS * 0.8  # most queries are distinct
     assert translated["langid_rows_per_s"] > 0 and translated["translator"] == "tiny_seq2seq"
+    assert translated["rows_added"] == len(missing) * train  # checks opened: every translation is a row
+    assert translated["langid_seconds_estimate"] == pytest.approx(
+        train * len(missing) / translated["langid_rows_per_s"])
     assert sum(v for k, v in translated["counters"].items() if k.startswith(("accepted_", "rejected_"))
                if k[-2:] in missing) == len(missing) * train  # every row translated into every missing language
     noise = stages[("qc", "noise_filter")]
@@ -86,3 +89,11 @@ def test_small_mode_times_every_stage_on_the_rows_it_should(tmp_path, shared_cac
     one_job = sum(stages[("qc", stage)]["seconds"] for stage in bench_scale.JOB_STAGES)
     assert data["job_shares"]["qc"]["job_stage_seconds"] == pytest.approx(one_job)
     assert "what one job of a sweep runs (read, splits, mix, tokenize, digests)" in result.stdout
+
+
+def test_stages_can_be_chosen_and_unknown_ones_are_refused(capsys):
+    assert bench_scale.parse_args(["--stages", " translated ,grid_cost"]).stages == "translated,grid_cost"
+    assert bench_scale.parse_args([]).stages.split(",") == [*bench_scale.TASK_STAGES, *bench_scale.GLOBAL_STAGES]
+    with pytest.raises(SystemExit):
+        bench_scale.parse_args(["--stages", "translated,tokenise"])
+    assert "--stages 'translated,tokenise': unknown ['tokenise']" in capsys.readouterr().err
