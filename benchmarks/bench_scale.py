@@ -76,7 +76,7 @@ PAPER_MIX = "[original,easy_neg,hard_neg,balance]"
 TASK_STAGES = ("raw_parse", "read", "splits", "easy_neg", "hard_neg", "balance", "translated", "noise_filter", "mix",
                "tokenize", "digests")
 GLOBAL_STAGES = ("grid_cost",)
-STRATEGY_STAGES = ("easy_neg", "hard_neg", "balance")
+STRATEGY_STAGES = ("easy_neg", "hard_neg", "balance", "translated")
 MAX_SECONDS, MAX_RSS_MIB, MAX_SHARE_OF_JOB = 120.0, 4096.0, 0.05
 TINY_TRANSLATOR = "tiny_seq2seq"  # conf/translator/: a random M2M100 (NLLB's architecture), built on the spot
 FOLDS = 5  # noise_filter: the folds whose out-of-fold scores it reads
@@ -274,11 +274,11 @@ def read_files(cfg, data_dir: Path, task: str) -> dict:
     return {"train": read("train"), "dev": read("dev"), "test": read("test", require_label=False, null_target="empty")}
 
 
-def strategy_context(cfg, tables: dict):
+def strategy_context(cfg, tables: dict, runs=None):
     from relevance.augment.mix import augment_context
     from relevance.data.splits import languages
 
-    return augment_context(cfg, tables["train"], languages(tables["train"]), languages(tables["dev"]))
+    return augment_context(cfg, tables["train"], languages(tables["train"]), languages(tables["dev"]), runs=runs)
 
 
 def run_stage(stage: str, task: str | None, data_dir: Path, work: Path, args) -> dict:
@@ -314,8 +314,7 @@ def run_stage(stage: str, task: str | None, data_dir: Path, work: Path, args) ->
         seconds = time.perf_counter() - started
     if stage == "translated":  # the language check, off in the stage, priced on every translation it would check
         details["langid_rows_per_s"] = langid_speed(tables["train"])
-        checked = details["rows_added"]
-        details["langid_seconds_estimate"] = checked / details["langid_rows_per_s"]
+        details["langid_seconds_estimate"] = details["rows_added"] / details["langid_rows_per_s"]
     return {**result, **extra, **details, "rows": rows, "seconds": seconds, "model_seconds": model.seconds,
             "peak_rss_mib": rss.peak / 2**20, "rss_before_mib": rss.before / 2**20}
 
@@ -323,8 +322,9 @@ def run_stage(stage: str, task: str | None, data_dir: Path, work: Path, args) ->
 def langid_speed(train, limit: int = 100_000) -> float:
     """Texts/s of the translation checks' language identifier on (up to `limit` of) the training queries."""
     from relevance.augment.checks import identify
+    from relevance.data.columns import column_values
 
-    queries = [str(q) for q in train.select(range(min(limit, len(train))))["query"]]
+    (queries,) = column_values(train.select(range(min(limit, len(train)))), "query")
     identify("warm up")
     started = time.perf_counter()
     for query in queries:
@@ -363,33 +363,25 @@ def stage_work(stage: str, cfg, task: str, data_dir: Path, paths: list[Path], ta
         return splits, {}
     if stage in STRATEGY_STAGES:
         from relevance.augment.mix import build_strategy
+        from relevance.augment.translating import TranslatingStrategy
 
         context = strategy_context(cfg, tables)
-        strategy = build_strategy(stage, cfg.augment[stage])
+        strategy = build_strategy(stage, cfg.augment.get(stage))  # the paper mix's options, else the shipped ones
+        extra = {}
+        if isinstance(strategy, TranslatingStrategy):
+            strategy.translator_for(context).load()  # built and loaded before the clock starts
+            extra["translator"] = str(cfg.translator.name)
 
         def augment():
             added = strategy.generate(tables["train"], context)
             return len(tables["train"]), {"rows_added": len(added), "counters": strategy.counters}
-        return augment, {}
-    if stage == "translated":
-        from relevance.augment.mix import build_strategy
-
-        context = strategy_context(cfg, tables)
-        strategy = build_strategy("translated", cfg.augment.get("translated"))  # the shipped options
-        strategy.translator_for(context).load()  # built and loaded before the clock starts
-
-        def translate():
-            added = strategy.generate(tables["train"], context)
-            return len(tables["train"]), {"rows_added": len(added), "counters": strategy.counters}
-        return translate, {"translator": TINY_TRANSLATOR}
+        return augment, extra
     if stage == "noise_filter":
-        from relevance.augment.mix import augment_context, build_strategy
-        from relevance.data.splits import languages
+        from relevance.augment.mix import build_strategy
         from relevance.tracking.fold_reader import TrackedFoldRuns
 
         uri, parent = fold_sweep(cfg, tables["train"], work)
-        context = augment_context(cfg, tables["train"], languages(tables["train"]), languages(tables["dev"]),
-                                  runs=TrackedFoldRuns(uri))
+        context = strategy_context(cfg, tables, runs=TrackedFoldRuns(uri))
         strategy = build_strategy("noise_filter", {"oof_from": parent})
 
         def noise_filter():
@@ -441,6 +433,7 @@ def fold_sweep(cfg, train, work: Path, noise: float = 0.02) -> tuple[str, str]:
     import numpy as np
     from mlflow.tracking import MlflowClient
 
+    from relevance.data.columns import column_values
     from relevance.data.splits import fold_assignment
     from relevance.evaluation.oof import oof_frame, write_oof
     from relevance.tracking.tags import DATA_DIGEST_TAG, SWEEP_ID_TAG, SWEEP_TAG
@@ -454,7 +447,7 @@ def fold_sweep(cfg, train, work: Path, noise: float = 0.02) -> tuple[str, str]:
     parent = client.create_run(experiment, tags={SWEEP_TAG: "true", **sweep}).info.run_id
     seed = int(cfg.data.seed)
     folds = fold_assignment(train, FOLDS, seed)
-    labels = np.asarray(train["label"])
+    labels = np.asarray(column_values(train, "label")[0])
     rng = np.random.default_rng(seed)
     agree = np.where(rng.random(len(train)) < noise, 1 - labels, labels)
     probability = np.clip(np.where(agree == 1, 0.97, 0.03) + rng.normal(0, 0.05, len(train)), 0, 1)
