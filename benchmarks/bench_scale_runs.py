@@ -263,8 +263,10 @@ def stage_predict(prep: dict, args) -> dict:
     seconds, rss, _ = timed_command("predict", [*common, f"input={test}", f"output={output}"], root)
     rows = sum(1 for _ in test.open(encoding="utf-8"))
     written = sum(1 for _ in output.open(encoding="utf-8"))
+    startup_written = sum(1 for _ in (out / "startup.jsonl").open(encoding="utf-8"))
     return {"rows": rows, "seconds": seconds, "rss_before_mib": mib(rss.before), "peak_rss_mib": mib(rss.peak),
             "predictions_written": written, "startup_s": startup_s, "startup_rows": STARTUP_ROWS,
+            "startup_predictions_written": startup_written,
             "scoring_rows_per_s": rows / (seconds - startup_s) if seconds > startup_s else None}
 
 

@@ -35,7 +35,9 @@ def test_small_mode_times_every_stage_on_the_rows_it_should(tmp_path, shared_cac
 
     predict = stages["predict"]
     assert predict["rows"] == predict["predictions_written"] == test
-    assert 0 < predict["startup_s"] < predict["seconds"]
+    # the startup command really scored its rows; how its time compares with the whole run's is a measurement
+    # for the benchmark's table, not a test (on shared cores in CI the two are within noise of each other)
+    assert predict["startup_predictions_written"] == bench_scale_runs.STARTUP_ROWS and predict["startup_s"] > 0
 
     compare = stages["compare"]
     assert compare["rows"] == runs * (dev + dev) and compare["runs"] == runs and compare["report_exists"]
