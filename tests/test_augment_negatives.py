@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
 
 from relevance.augment.base import StrategyOptionsError
-from relevance.augment.easy_neg import easy_negatives
+from relevance.augment.easy_neg import UnrelatedDraw, easy_negatives
 from relevance.augment.embedder import Embedder
 from relevance.augment.hard_neg import HardNegOptions, hard_negatives
 from relevance.augment.mix import augment_context, build_strategy
@@ -122,6 +122,37 @@ def test_easy_neg_ratio_and_the_mix_so_far(demo_qc, tmp_path):
     assert not pair_set(more) & pair_set(mix)
     # First in the list (empty mix): it builds on the original table.
     assert build_strategy("easy_neg", {"ratio": 0.5}).generate(demo_qc.select([]), context).to_list() == added.to_list()
+
+
+def test_the_unrelated_draw_is_uniform_over_what_is_allowed_whether_it_rejects_or_lists():
+    """Tries-and-rejects where most of the pool is allowed, lists the allowed rows where few are: either way every
+    allowed target is drawn about equally often, nothing blocked, excluded or protected ever is, and k never exceeds
+    what is allowed."""
+    related = RELATEDNESS["title_tokens"]
+    free = [f"gadget{i:02d} widget{i:02d}" for i in range(40)]
+    blocked = [f"shoe{i:02d} red" for i in range(10)]  # share "red" with the positive
+    pool = sorted(free + blocked + ["pink lamp"])
+
+    class Protect:  # protects "pink lamp" whatever the positive
+        def rows(self, positive):
+            return np.array([pool.index("pink lamp")], dtype=np.int64)
+
+    draw = UnrelatedDraw(pool, related, Protect())
+    existing = {normalise_text(free[0])}
+    allowed = {pool.index(t) for t in free[1:]}
+    for k in (2, 39, 60):
+        counts = Counter()
+        for seed in range(400):
+            chosen = draw.sample({"shoe00 red"}, "desk query", existing, k, seed)
+            assert len(chosen) == len(set(chosen)) == min(k, len(allowed)) and set(chosen) <= allowed
+            assert chosen == draw.sample({"shoe00 red"}, "desk query", existing, k, seed)  # the same seed, the same draw
+            counts.update(chosen)
+        assert set(counts) == allowed
+        expected = 400 * min(k, len(allowed)) / len(allowed)
+        assert all(abs(c - expected) < 0.5 * expected for c in counts.values()), (k, counts)
+        if k == 2:  # most of the pool is allowed: tries alone found them, nothing was listed
+            assert draw._inverted is None
+    assert draw._inverted is not None  # asked for more than is allowed: the exact listing answered
 
 
 def test_generators_never_emit_a_known_positive_even_across_languages(tmp_path):

@@ -118,6 +118,27 @@ def test_answer_suffix_survives_truncation(shared_cache):
     assert len(ids) <= 24 and ids[-len(suffix):] == suffix and encoded[0]["labels"] == 1
 
 
+def test_an_encoded_table_is_fingerprinted_by_what_decides_its_ids(shared_cache):
+    """encode_table names its output from the rows, the tokenizer and the templates (not by letting `datasets`
+    pickle the tokenizer): the same inputs give the same fingerprint and ids, any one changed gives another."""
+    cfg = tiny_cfg(shared_cache)
+    tokenizer = load_for_training(cfg).tokenizer
+    rows = {"id": ["1", "2"], "task": ["QC"] * 2, "language": ["en"] * 2, "query": ["red shoes", "usb cable"],
+            "target": ["clothing,shoes", "electronics,cables"], "label": [1, 0], "source": ["original"] * 2}
+
+    def encoded(table_rows=rows, task=cfg.task, tok=tokenizer):
+        return encode_table(Dataset.from_dict(table_rows), tok, task, cfg.head, cfg.model.max_length)
+
+    first, again = encoded(), encoded()
+    assert first._fingerprint == again._fingerprint and first["input_ids"] == again["input_ids"]
+    other_rows = encoded({**rows, "query": ["blue shoes", "usb cable"]})
+    other_prompt = encoded(task=tiny_cfg(shared_cache, "task.prompt='{query} | {target}'").task)
+    tokenizer.add_tokens(["zzqqxx"])  # what the same tokenizer object does changed
+    other_tokenizer = encoded()
+    prints = {t._fingerprint for t in (first, other_rows, other_prompt, other_tokenizer)}
+    assert len(prints) == 4 and other_prompt["input_ids"] != first["input_ids"]
+
+
 def test_pivot_is_added_to_the_prompt_only_when_it_differs():
     task = compose_train().task
     with_pivot = format_prompt({"query": "chaussures", "target": "shoes", "pivot": "shoes"}, task)

@@ -21,6 +21,7 @@ protects (`task.negatives.never_negative`; QC: `category_family`) are never draw
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -29,8 +30,8 @@ from datasets import Dataset
 
 from relevance.augment.base import AugmentContext, Strategy, base_rows, register
 from relevance.augment.cache import stable_seed
-from relevance.augment.negatives import (PairIndex, negative_row, per_query_for, positive_queries, protected_rows_for,
-                                         relatedness_named, rows_to_table, take_round_robin)
+from relevance.augment.negatives import (PairIndex, ProtectedRows, negative_row, per_query_for, positive_queries,
+                                         protected_rows_for, relatedness_named, rows_to_table, take_round_robin)
 from relevance.data.text import normalise_text
 
 
@@ -48,43 +49,73 @@ def easy_negatives(base: Dataset, pairs: PairIndex, task: str, related_by: str |
     pool = pairs.pool
     if not queries or not pool:
         return []
-    inverted: dict[str, list[int]] = defaultdict(list)
-    for j, target in enumerate(pool):
-        for key in related.keys(target):
-            inverted[key].append(j)
-    inverted_arrays = {key: np.asarray(idx, dtype=np.int64) for key, idx in inverted.items()}
-    normalised_pool = {normalise_text(t): j for j, t in enumerate(pool)}
+    draw = UnrelatedDraw(pool, related, protected_rows_for(never_negative, pool))
     k = per_query_for(count, len(queries), per_query)
-    protected = protected_rows_for(never_negative, pool)
-
     picks: list[list[tuple[str, str, str]]] = []
     for qp in queries:
         norm_query = normalise_text(qp.query)
-        blocked_keys: set[str] = set()
         positives = set(qp.targets) | pairs.positives.get(norm_query, set())
-        for target in positives:
-            blocked_keys |= related.keys(target)
-        if related.query_keys_block:
-            blocked_keys |= related.keys(qp.query)
-        allowed = np.ones(len(pool), dtype=bool)
-        for key in blocked_keys:
-            if key in inverted_arrays:
-                allowed[inverted_arrays[key]] = False
-        for target in pairs.existing.get(norm_query, ()):
-            if target in normalised_pool:
-                allowed[normalised_pool[target]] = False
-        if protected is not None:
-            for target in positives:
-                allowed[protected.rows(target)] = False
-        candidates = np.flatnonzero(allowed)
-        if not len(candidates):
-            picks.append([])
-            continue
-        rng = np.random.default_rng(stable_seed(seed, source, qp.language, qp.query))
-        chosen = rng.choice(candidates, size=min(k, len(candidates)), replace=False)
-        picks.append([(qp.language, qp.query, pool[j]) for j in chosen.tolist()])
+        chosen = draw.sample(positives, qp.query, pairs.existing.get(norm_query, ()), k,
+                             stable_seed(seed, source, qp.language, qp.query))
+        picks.append([(qp.language, qp.query, pool[j]) for j in chosen])
     chosen_rows = take_round_robin(picks, count, seed, source)
     return [negative_row(task, lang, query, target, source, n) for n, (lang, query, target) in enumerate(chosen_rows)]
+
+
+class UnrelatedDraw:
+    """Draws, for one query at a time, k distinct pool targets related to none of its known
+    positives (nor, where the task says so, to the query), never an existing pair, never a
+    protected candidate: uniformly among those allowed, the same draw for the same seed.
+
+    Most of a large pool is allowed for any one query, so a draw tries random pool rows and keeps
+    the allowed ones (a few set lookups per try, not a pass over the pool). Where few are allowed
+    (a small pool, a broad query) it falls back to listing every allowed row and sampling from
+    them. Both give every k-subset of the allowed rows the same chance."""
+
+    TRIES_PER_PICK, MIN_TRIES = 16, 64  # rejection tries before the exact fallback
+
+    def __init__(self, pool: list[str], related, protected: ProtectedRows | None):
+        self.pool, self.related, self.protected = pool, related, protected
+        self.keys = [tuple(related.keys(target)) for target in pool]
+        self.row_of = {normalise_text(t): j for j, t in enumerate(pool)}
+        self._inverted: dict[str, np.ndarray] | None = None
+
+    def sample(self, positives: set[str], query: str, existing, k: int, seed: int) -> list[int]:
+        blocked_keys: set[str] = set()
+        for target in positives:
+            blocked_keys.update(self.related.keys(target))
+        if self.related.query_keys_block:
+            blocked_keys.update(self.related.keys(query))
+        excluded = {self.row_of[t] for t in existing if t in self.row_of}
+        if self.protected is not None:
+            for target in positives:
+                excluded.update(self.protected.rows(target).tolist())
+        rng = random.Random(seed)
+        n, keys, chosen = len(self.pool), self.keys, {}
+        for _ in range(max(self.MIN_TRIES, self.TRIES_PER_PICK * k)):
+            j = rng.randrange(n)
+            if j not in excluded and j not in chosen and blocked_keys.isdisjoint(keys[j]):
+                chosen[j] = None
+                if len(chosen) == k:
+                    return list(chosen)
+        return self._exact(blocked_keys, excluded, k, rng.getrandbits(64))
+
+    def _exact(self, blocked_keys: set[str], excluded: set[int], k: int, seed: int) -> list[int]:
+        if self._inverted is None:
+            inverted: dict[str, list[int]] = defaultdict(list)
+            for j, keys in enumerate(self.keys):
+                for key in keys:
+                    inverted[key].append(j)
+            self._inverted = {key: np.asarray(rows, dtype=np.int64) for key, rows in inverted.items()}
+        allowed = np.ones(len(self.pool), dtype=bool)
+        for key in blocked_keys:
+            if key in self._inverted:
+                allowed[self._inverted[key]] = False
+        allowed[list(excluded)] = False
+        candidates = np.flatnonzero(allowed)
+        if not len(candidates):
+            return []
+        return np.random.default_rng(seed).choice(candidates, size=min(k, len(candidates)), replace=False).tolist()
 
 
 @dataclass
@@ -102,7 +133,7 @@ class EasyNegOptions:
 @register("easy_neg", options=EasyNegOptions)
 class EasyNeg(Strategy):
     options: EasyNegOptions
-    version = "2"  # task.negatives.never_negative: protected candidates are never drawn
+    version = "3"  # 2: task.negatives.never_negative; 3: drawn by rejection (UnrelatedDraw), same rule, other rows
 
     def generate(self, mix: Dataset, context: AugmentContext) -> Dataset:
         base = base_rows(mix, context)

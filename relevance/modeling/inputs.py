@@ -3,6 +3,10 @@ and for the yes/no head an answer suffix that truncation never cuts."""
 
 from __future__ import annotations
 
+import hashlib
+import weakref
+from types import SimpleNamespace
+
 import torch
 from datasets import Dataset
 from omegaconf import DictConfig
@@ -23,7 +27,9 @@ class PromptIds:
     tokens through it."""
 
     def __init__(self, tokenizer, task_cfg: DictConfig, head_cfg: DictConfig, max_length: int):
-        self.tokenizer, self.task_cfg = tokenizer, task_cfg
+        # the two templates as plain strings: read from the DictConfig once, not once a row
+        self.tokenizer = tokenizer
+        self.task_cfg = SimpleNamespace(prompt=str(task_cfg.prompt), pivot_prompt=task_cfg.get("pivot_prompt"))
         self.suffix_ids = (tokenizer.encode(head_cfg.answer_suffix, add_special_tokens=False)
                            if head_cfg.answer_suffix else [])
         self.body_budget = max_length - len(self.suffix_ids)
@@ -32,7 +38,8 @@ class PromptIds:
 
     def __call__(self, rows: list[dict]) -> list[list[int]]:
         texts = [format_prompt(row, self.task_cfg) for row in rows]
-        bodies = self.tokenizer(texts, truncation=True, max_length=self.body_budget)["input_ids"]
+        bodies = self.tokenizer(texts, truncation=True, max_length=self.body_budget, return_attention_mask=False,
+                                return_token_type_ids=False)["input_ids"]
         return [ids + self.suffix_ids for ids in bodies]
 
 
@@ -49,7 +56,44 @@ def encode_table(table: Dataset, tokenizer, task_cfg: DictConfig, head_cfg: Dict
             encoded["labels"] = batch["label"]
         return encoded
 
-    return table.map(encode, batched=True, remove_columns=table.column_names, desc="tokenizing")
+    return table.map(encode, batched=True, remove_columns=table.column_names, desc="tokenizing",
+                     new_fingerprint=encoding_fingerprint(table, tokenizer, prompt_ids))
+
+
+_TOKENIZER_DIGESTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def tokenizer_digest(tokenizer) -> str:
+    """A digest of what the tokenizer does (its serialised vocabulary, merges and settings): ~0.6 s for Gemma-3's
+    262k vocabulary, where `datasets` pickles the tokenizer to hash it (~6 s). Kept per tokenizer object while its
+    vocabulary size stays the same (a token added is a new digest)."""
+    size = len(tokenizer)
+    try:
+        known_size, digest = _TOKENIZER_DIGESTS[tokenizer]
+        if known_size == size:
+            return digest
+    except (KeyError, TypeError):
+        pass
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        digest = hashlib.sha256(backend.to_str().encode("utf-8")).hexdigest()
+    else:  # a slow tokenizer: what datasets would have hashed
+        from datasets.fingerprint import Hasher
+
+        digest = Hasher.hash(tokenizer)
+    try:
+        _TOKENIZER_DIGESTS[tokenizer] = (size, digest)
+    except TypeError:
+        pass
+    return digest
+
+
+def encoding_fingerprint(table: Dataset, tokenizer, prompt_ids: PromptIds) -> str:
+    """The encoded table's `datasets` fingerprint, from what decides its ids: the rows (the table's own
+    fingerprint), the tokenizer, the templates, the answer suffix and the length budget."""
+    parts = (table._fingerprint, type(tokenizer).__name__, tokenizer_digest(tokenizer), prompt_ids.task_cfg.prompt,
+             prompt_ids.task_cfg.pivot_prompt, prompt_ids.suffix_ids, prompt_ids.body_budget, "encode_table/1")
+    return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:32]
 
 
 def collator(tokenizer) -> DataCollatorWithPadding:
