@@ -71,7 +71,7 @@ class BalanceOptions(HardNegativeBand):  # the band and embedder are used by neg
 @register("balance", options=BalanceOptions)
 class Balance(Strategy):
     options: BalanceOptions
-    version = "5"  # 3: never_negative guards easy and hard negatives; 4: hard_neg's cell index; 5: easy_neg's draw
+    version = "6"  # 3: never_negative guards easy and hard negatives; 4: hard_neg's cell index; 5, 6: easy_neg's draw
 
     def generate(self, mix: Dataset, context: AugmentContext) -> Dataset:
         base = base_rows(mix, context)
