@@ -29,9 +29,9 @@ class PromptIds:
     tokens through it."""
 
     def __init__(self, tokenizer, task_cfg: DictConfig, head_cfg: DictConfig, max_length: int):
-        # the two templates as plain strings: read from the DictConfig once, not once a row
         self.tokenizer = tokenizer
-        self.task_cfg = SimpleNamespace(prompt=str(task_cfg.prompt), pivot_prompt=task_cfg.get("pivot_prompt"))
+        # the task's two templates as plain strings, read from the DictConfig once, not once a row
+        self.templates = SimpleNamespace(prompt=str(task_cfg.prompt), pivot_prompt=task_cfg.get("pivot_prompt"))
         self.suffix_ids = (tokenizer.encode(head_cfg.answer_suffix, add_special_tokens=False)
                            if head_cfg.answer_suffix else [])
         self.body_budget = max_length - len(self.suffix_ids)
@@ -39,7 +39,7 @@ class PromptIds:
             raise ValueError(f"model.max_length={max_length} leaves no room for the prompt after the answer suffix")
 
     def __call__(self, rows: list[dict]) -> list[list[int]]:
-        texts = [format_prompt(row, self.task_cfg) for row in rows]
+        texts = [format_prompt(row, self.templates) for row in rows]
         with tokenizer_threads():
             bodies = self.tokenizer(texts, truncation=True, max_length=self.body_budget, return_attention_mask=False,
                                     return_token_type_ids=False)["input_ids"]
@@ -49,8 +49,8 @@ class PromptIds:
 @contextmanager
 def tokenizer_threads():
     """Let a fast tokenizer encode a batch on every core (the entry points set TOKENIZERS_PARALLELISM=false for
-    the rest of the run, so that a fork never finds the tokenizer's thread pool in use): 300k QC prompts in 21 s
-    instead of 31 s on 2 cores (benchmarks/bench_scale.py, tokenize)."""
+    the rest of the run, so that a fork never finds the tokenizer's thread pool in use): 330k QC prompts in 26 s
+    instead of 35 s on 2 cores (benchmarks/bench_scale.py, tokenize)."""
     before = os.environ.get("TOKENIZERS_PARALLELISM")
     os.environ["TOKENIZERS_PARALLELISM"] = "true"
     try:
@@ -110,8 +110,9 @@ def tokenizer_digest(tokenizer) -> str:
 def encoding_fingerprint(table: Dataset, tokenizer, prompt_ids: PromptIds) -> str:
     """The encoded table's `datasets` fingerprint, from what decides its ids: the rows (the table's own
     fingerprint), the tokenizer, the templates, the answer suffix and the length budget."""
-    parts = (table._fingerprint, type(tokenizer).__name__, tokenizer_digest(tokenizer), prompt_ids.task_cfg.prompt,
-             prompt_ids.task_cfg.pivot_prompt, prompt_ids.suffix_ids, prompt_ids.body_budget, "encode_table/1")
+    templates = prompt_ids.templates
+    parts = (table._fingerprint, type(tokenizer).__name__, tokenizer_digest(tokenizer), templates.prompt,
+             templates.pivot_prompt, prompt_ids.suffix_ids, prompt_ids.body_budget, "encode_table/1")
     return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:32]
 
 
