@@ -217,7 +217,7 @@ def _init_adapter_mismatches(cfg: DictConfig, source: DictConfig):
                    f"or another run")
     if OmegaConf.select(source, "peft.name") != "lora":
         yield f"it trained with peft={OmegaConf.select(source, 'peft.name')}, not LoRA"
-    for key in ("peft.r", "peft.alpha", "peft.target_modules"):
+    for key in ("peft.r", "peft.alpha", "peft.target_modules", "peft.layers_to_transform"):
         if plain(OmegaConf.select(cfg, key)) != plain(OmegaConf.select(source, key)):
             yield (f"its LoRA has {key}={plain(OmegaConf.select(source, key))!r}, this run "
                    f"{plain(OmegaConf.select(cfg, key))!r}: set {key} as that run did")

@@ -87,6 +87,12 @@ def test_four_bit_without_lora_fails_with_what_to_change():
     (["data=competition"], "data.dir"),
     (["data.null_target=ignore"], "null_target"),
     (["peft.r=0"], "peft.r"),
+    (["peft.layers_to_transform=[]"], "no layer would get LoRA"),
+    (["peft.layers_to_transform=[1,-1]"], "count from 0"),
+    (["peft.layers_to_transform=[1,1]"], "listed twice"),
+    (["peft=none", "quant=none", "peft.layers_to_transform=[1]"], "needs peft=lora"),
+    (["peft.layers_to_transform=[top]"], "layers_to_transform"),
+    (["model=tiny_gemma3", "peft.layers_to_transform=[0]"], "put the layers in the pattern"),
     (["trainer.warmup_ratio=1.5"], "warmup_ratio"),
 ])
 def test_invalid_combinations_name_the_setting(overrides, message):

@@ -64,6 +64,7 @@ def test_a_qc_run_trains_from_a_qi_run(source_run, shared_cache):
     (["head=yes_no", "INIT"], "its head differs (head.name='classifier', this run: 'yes_no')"),
     (["peft.r=8", "INIT"], "its LoRA has peft.r=16, this run 8"),
     (["peft.alpha=8", "INIT"], "its LoRA has peft.alpha=32, this run 8"),
+    (["peft.layers_to_transform=[1]", "INIT"], "its LoRA has peft.layers_to_transform=None, this run [1]"),
 ])
 def test_an_adapter_that_does_not_fit_is_refused_naming_the_key(source_run, shared_cache, overrides, message):
     root, _, run = source_run

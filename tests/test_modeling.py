@@ -49,6 +49,26 @@ def test_nf4_lora_trains_only_adapters_and_the_head(shared_cache):
     assert loaded.model.config.pad_token_id == loaded.tokenizer.pad_token_id
 
 
+def test_lora_on_listed_layers_only_and_backward_stops_below_them(shared_cache):
+    """peft.layers_to_transform: LoRA in the listed decoder layers only, so the layers below need no gradient;
+    an index the model does not have is refused, naming the key."""
+    loaded = load_for_training(tiny_cfg(shared_cache, "quant=none", "peft=lora", "peft.layers_to_transform=[1]"))
+    lora_layers = {n.split("layers.")[1].split(".")[0] for n, p in loaded.model.named_parameters()
+                   if "lora_" in n}
+    assert lora_layers == {"1"}
+    assert loaded.model.peft_config["default"].layers_to_transform == [1]
+    batch = loaded.tokenizer(["Search query: red shoes"], return_tensors="pt")
+    reached = []
+    layer0 = loaded.model.get_base_model().model.layers[0]
+    layer0.register_forward_hook(lambda module, args, out: reached.append(out[0] if isinstance(out, tuple) else out))
+    logits = loaded.head.pair_logits(loaded.model, batch)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([1])).backward()
+    assert not reached[0].requires_grad  # nothing below layer 1 is differentiated
+    assert all(p.grad is not None for n, p in loaded.model.named_parameters() if "lora_B" in n)
+    with pytest.raises(ValueError, match=r"peft.layers_to_transform=\[1, 2\]: this model has decoder layers 0-1 "):
+        load_for_training(tiny_cfg(shared_cache, "quant=none", "peft=lora", "peft.layers_to_transform=[1,2]"))
+
+
 def test_nf4_uses_double_quant_and_the_chosen_compute_dtype():
     cfg = compose_train(["quant=nf4"])
     bnb_config = bitsandbytes_config(cfg.quant)

@@ -35,8 +35,28 @@ def quant_peft_problems(cfg: DictConfig):
             yield f"peft.r={cfg.peft.r}: LoRA rank must be a positive integer"
         if not cfg.peft.target_modules:
             yield "peft.target_modules is empty: set model.lora_target_modules in the model's YAML"
+        yield from _lora_layers_problems(cfg.peft.get("layers_to_transform"))
+        if cfg.peft.get("layers_to_transform") is not None and isinstance(cfg.peft.target_modules, str):
+            yield (f"peft.layers_to_transform with peft.target_modules={cfg.peft.target_modules!r}: PEFT takes the "
+                   "layers from a list of module names only; put the layers in the pattern, e.g. "
+                   r"'.*layers\.(9|1[0-7])\..*\.(q_proj|v_proj)'")
+    elif cfg.peft.get("layers_to_transform") is not None:
+        yield (f"peft.layers_to_transform={list(cfg.peft.layers_to_transform)} needs peft=lora: "
+               "full fine-tuning trains every layer")
     elif cfg.peft.name != "none":
         yield f"peft.name={cfg.peft.name!r}: use lora or none"
+
+
+def _lora_layers_problems(layers):
+    if layers is None:
+        return
+    layers = list(layers)
+    if not layers:
+        yield "peft.layers_to_transform=[]: no layer would get LoRA; list layer indices, or null for every layer"
+    elif any(i < 0 for i in layers):
+        yield f"peft.layers_to_transform={layers}: layer indices count from 0 (no negative index)"
+    elif len(set(layers)) != len(layers):
+        yield f"peft.layers_to_transform={layers}: a layer is listed twice"
 
 
 def head_problems(cfg: DictConfig):

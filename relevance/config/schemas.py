@@ -99,6 +99,9 @@ class PeftConfig:
     alpha: Optional[int] = None
     dropout: Optional[float] = None
     target_modules: Any = None
+    # decoder layers (0-based indices) whose target modules get LoRA; null: every layer. Training back-propagates
+    # only down to the lowest one listed, so LoRA on the top layers only makes every step cheaper
+    layers_to_transform: Optional[list[int]] = None
 
 
 @dataclass

@@ -26,17 +26,33 @@ def apply_peft(model, peft_cfg: DictConfig, model_cfg: DictConfig, task_type: st
     targets = peft_cfg.target_modules
     if isinstance(targets, ListConfig):
         targets = OmegaConf.to_container(targets)
+    layers = lora_layers(peft_cfg, model)
     lora = LoraConfig(
         r=peft_cfg.r,
         lora_alpha=peft_cfg.alpha,
         lora_dropout=peft_cfg.dropout,
         target_modules=targets,
+        layers_to_transform=layers,
         bias="none",
         task_type=task_type,
         # The classification head is new: train it in full and save it with the adapter.
         modules_to_save=[model_cfg.classifier_head] if task_type == "SEQ_CLS" else None,
     )
     return get_peft_model(model, lora)
+
+
+def lora_layers(peft_cfg: DictConfig, model) -> list[int] | None:
+    """`peft.layers_to_transform` as PEFT takes it, each index checked against the model's decoder layers
+    (PEFT would skip one that does not exist and train less than the config says)."""
+    layers = peft_cfg.get("layers_to_transform")
+    if layers is None:
+        return None
+    layers = [int(i) for i in layers]
+    count = model.config.get_text_config().num_hidden_layers
+    if outside := [i for i in layers if not 0 <= i < count]:
+        raise ValueError(f"peft.layers_to_transform={layers}: this model has decoder layers 0-{count - 1} only, "
+                         f"not {outside}")
+    return layers
 
 
 def load_adapter_weights(model, adapter_dir) -> None:
