@@ -19,7 +19,7 @@ SERVER_AUTH_DIR ?= $(CURDIR)/mlartifacts/server-auth
 SERVER_AUTH_DB ?=
 SERVER_DEFAULT_PERMISSION ?= READ
 
-.PHONY: install demo test test-integration test-slow test-full ui server sweep-smoke ablation-cpu controls compare power notebook register serve clean-cache
+.PHONY: install demo test test-integration test-slow test-rest test-full ui server sweep-smoke ablation-cpu controls compare power notebook register serve clean-cache
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -50,6 +50,11 @@ test-integration: install
 ## test-slow: only the slow tests (real Gemma-3 270M on the real QC rows; the MLflow UI in headless Chromium)
 test-slow: install
 	$(PY) -m pytest -q -m slow
+
+## test-rest: what CI runs after `make test`: the integration and the slow tests in one pass on two workers,
+## files with slow tests first (a pass lasts as long as its busiest worker)
+test-rest: install
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "integration or slow"
 
 ## test-full: every test: fast, integration and slow
 test-full: install

@@ -41,6 +41,21 @@ def compose_train(overrides: list[str] | None = None):
         return compose(config_name="train", overrides=overrides or [])
 
 
+def _file_rank(item: pytest.Item) -> int:
+    return 0 if item.get_closest_marker("slow") else 1 if item.get_closest_marker("integration") else 2
+
+
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first: a file with a slow test, then one with an integration test, then the rest, each
+    group in collection order. On two workers a pass ends when its last file ends, so a long file scheduled
+    last leaves the other worker idle (`make test-rest` keeps this order: `--no-loadscope-reorder`)."""
+    rank: dict[str, int] = {}
+    for item in items:
+        rank[item.nodeid.split("::")[0]] = min(rank.get(item.nodeid.split("::")[0], 2), _file_rank(item))
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])
+
+
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
     """One model/augmentation cache for the whole session: the tiny model is built once.
