@@ -50,10 +50,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Longest files first: a file with a slow test, then one with an integration test, then the rest, each
     group in collection order. On two workers a pass ends when its last file ends, so a long file scheduled
     last leaves the other worker idle (`make test-rest` keeps this order: `--no-loadscope-reorder`)."""
-    rank: dict[str, int] = {}
+    rank: dict[Path, int] = {}
     for item in items:
-        rank[item.nodeid.split("::")[0]] = min(rank.get(item.nodeid.split("::")[0], 2), _file_rank(item))
-    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])
+        rank[item.path] = min(rank.get(item.path, 2), _file_rank(item))
+    items.sort(key=lambda item: rank[item.path])
 
 
 @pytest.fixture(scope="session")
