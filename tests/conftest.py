@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -70,8 +73,40 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+_empty_store: list[Path] = []
+
+
+def empty_store() -> Path:
+    """An empty MLflow SQLite store, created once per test process. MLflow runs its ~50 schema migrations on
+    every new store (4-8 s on 2 cores), and most tests start a run in a store of their own."""
+    if not _empty_store:
+        from relevance.tracking.store import tracking_client  # imports mlflow: only for tests that run the CLI
+
+        folder = Path(tempfile.mkdtemp(prefix="relevance-empty-store-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        tracking_client(f"sqlite:///{folder}/mlflow.db").search_experiments()
+        _empty_store.append(folder / "mlflow.db")
+    return _empty_store[0]
+
+
+def seed_store(args: list[str], cwd: Path) -> None:
+    """Before a `train` run: where it would create its default store (`<paths.root>/mlflow.db`) and none exists
+    yet, a copy of the empty one, so that the run opens a store as every run after a user's first does. A run
+    that names its store (`tracking...=`) or whose store exists is left alone; creating a store is what
+    tests/test_concurrent_runs.py and the slow first screen do, without this helper."""
+    if any(arg.lstrip("+~").startswith("tracking") for arg in args):
+        return
+    roots = [arg.split("=", 1)[1] for arg in args if arg.startswith("paths.root=")]
+    db = (cwd / roots[-1] if roots else cwd) / "mlflow.db"
+    if db.parent.is_dir() and not db.exists():
+        shutil.copyfile(empty_store(), db)
+
+
 def run_cli(module: str, args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """`python -m relevance.<module> args...`, exactly as a user runs it, from `cwd`."""
+    """`python -m relevance.<module> args...`, exactly as a user runs it, from `cwd` (a `train` run in a store
+    copied from an empty one where it would create its own: `seed_store`)."""
+    if module == "train":
+        seed_store(args, cwd)
     result = subprocess.run([sys.executable, "-m", f"relevance.{module}", *args], cwd=cwd, env=cli_env(),
                             capture_output=True, text=True)
     if check and result.returncode != 0:
