@@ -47,7 +47,11 @@ def test_slow_steps_count_as_compiling_and_the_rate_is_the_steady_one():
     summary = summarise_step_seconds([40.0, 21.0, 1.0, 1.2, 0.8, 1.0, 1.0])
     assert summary["train_first_step_seconds"] == 40.0
     assert summary["train_compile_seconds"] == pytest.approx((40 - 1.0) + (21 - 1.0))  # over the median step
-    assert summary["train_steps_per_s"] == pytest.approx(5 / 5.0)  # the five steps after the last slow one
+    assert summary["train_steps_per_s"] == pytest.approx(5 / 5.0)  # the five steps that were not slow
+    # a recompile late in the run: every fast step counts, before it as after it (0.5 if only the steps after)
+    late = summarise_step_seconds([40.0, 1.0, 1.0, 1.0, 1.0, 25.0, 2.0, 2.0])
+    assert late["train_steps_per_s"] == pytest.approx(6 / 8.0)
+    assert late["train_compile_seconds"] == pytest.approx((40 - 1.5) + (25 - 1.5))
     eager = summarise_step_seconds([5.0, 1.0, 1.0, 1.0], compiled=False)  # a slow first step is warm-up, not compiling
     assert eager["train_compile_seconds"] == 0.0 and eager["train_steps_per_s"] == pytest.approx(1.0)
 

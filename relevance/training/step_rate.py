@@ -4,7 +4,7 @@ Logged (through the `log_metrics` the run hands in):
   train_first_step_seconds   the first step (tracing and compiling when the run compiles)
   train_compile_seconds      compiled runs: the time of slow steps above the median step (compiles, recompiles);
                              eager runs: 0
-  train_steps_per_s          the steady rate: steps after the last slow one (eager: after the first step)
+  train_steps_per_s          the steady rate: every step but the first and the slow ones (eager: but the first)
   train_compiled_graphs      graphs torch.compile built during training (0 when eager)
 A step is slow when it takes over three times the median step.
 """
@@ -28,21 +28,20 @@ def compiled_graphs() -> int:
 
 
 def summarise_step_seconds(seconds: list[float], compiled: bool = True) -> dict[str, float]:
-    """The first step, the overhead of slow steps over the median, and the steady rate after the last slow step
-    (an eager run's slow steps are warm-up, not compiling: only its first step is left out of the rate)."""
+    """The first step, the overhead of slow steps over the median, and the steady rate over every other step.
+    A recompile late in a run (a batch shape first seen then) leaves out that step only, not every step before
+    it. An eager run's slow steps are warm-up, not compiling: only its first step is left out of the rate."""
     if not seconds:
         return {}
     times = np.asarray(seconds, dtype=float)
     median = float(np.median(times))
-    if compiled:
-        slow = np.flatnonzero(times > SLOW * median)
-        steady = times[slow[-1] + 1:] if len(slow) else times
-    else:
-        slow, steady = np.arange(0), times[1:]
-    steady = steady if len(steady) else times
+    slow = np.flatnonzero(times > SLOW * median) if compiled else np.arange(0)
+    steady = np.ones(len(times), dtype=bool)
+    steady[0] = steady[slow] = False
+    steady_times = times[steady] if steady.any() else times
     return {"train_first_step_seconds": float(times[0]),
             "train_compile_seconds": float(np.sum(times[slow] - median)),
-            "train_steps_per_s": float(len(steady) / np.sum(steady))}
+            "train_steps_per_s": float(len(steady_times) / np.sum(steady_times))}
 
 
 class StepRate(TrainerCallback):
