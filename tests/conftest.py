@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import os
 import re
 import shutil
@@ -73,20 +74,16 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-_empty_store: list[Path] = []
-
-
+@functools.cache
 def empty_store() -> Path:
     """An empty MLflow SQLite store, created once per test process. MLflow runs its ~50 schema migrations on
     every new store (4-8 s on 2 cores), and most tests start a run in a store of their own."""
-    if not _empty_store:
-        from relevance.tracking.store import tracking_client  # imports mlflow: only for tests that run the CLI
+    from relevance.tracking.store import tracking_client  # imports mlflow: only for tests that run the CLI
 
-        folder = Path(tempfile.mkdtemp(prefix="relevance-empty-store-"))
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-        tracking_client(f"sqlite:///{folder}/mlflow.db").search_experiments()
-        _empty_store.append(folder / "mlflow.db")
-    return _empty_store[0]
+    folder = Path(tempfile.mkdtemp(prefix="relevance-empty-store-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    tracking_client(f"sqlite:///{folder}/mlflow.db").search_experiments()
+    return folder / "mlflow.db"
 
 
 def seed_store(args: list[str], cwd: Path) -> None:
