@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from relevance.tracking.tags import RESUMED_AFTER_TAG
+from relevance.tracking.tags import ERROR_TAG, RESUMED_AFTER_TAG
 from tests.conftest import cli_env
 from tests.requirements import require_module
 from tests.servers import loopback_network, slurm_cluster, wait_for
@@ -95,4 +95,11 @@ def test_submitit_local_runs_the_sweep_in_subprocesses(tmp_path, shared_cache):
                       "hydra.launcher.timeout_min=30", "trainer.num_threads=1")
     assert sweep.parent.data.tags["relevance.sweep.launcher"] == "LocalLauncher"
     assert sweep.parent.info.status == "FINISHED"
-    assert sorted(c.info.status for c in sweep.children) == ["FINISHED", "FINISHED"]
+    assert sorted(c.info.status for c in sweep.children) == ["FINISHED", "FINISHED"], unfinished_jobs(sweep)
+
+
+def unfinished_jobs(sweep) -> str:
+    """Each child that did not finish: its status and error tag, then the jobs' logs (the test's failure text)."""
+    lines = [f"{c.info.run_id} {c.info.status}: {c.data.tags.get(ERROR_TAG, '(no error tag)')}"
+             for c in sweep.children if c.info.status != "FINISHED"]
+    return "\n".join([*lines, job_logs(sweep.root, "*_log.out")[-6000:], job_logs(sweep.root, "*_log.err")[-3000:]])
