@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from relevance.config import TaskConfig, register_configs
+from tests.warm_cli import WarmCli
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
@@ -69,9 +70,13 @@ def shared_cache(tmp_path_factory) -> Path:
 
 
 def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RELEVANCE_"))}
+    # a user's environment: none of MLflow's or ours, and not pytest's own (PYTEST_CURRENT_TEST changes each test)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "RELEVANCE_", "PYTEST_"))}
     env["HYDRA_FULL_ERROR"] = "1"
     return env
+
+
+SESSION_CLI_ENV = cli_env()  # what the warm interpreter starts with: before any test changes the environment
 
 
 @functools.cache
@@ -99,13 +104,32 @@ def seed_store(args: list[str], cwd: Path) -> None:
         shutil.copyfile(empty_store(), db)
 
 
+@functools.cache
+def warm_cli() -> WarmCli:
+    """This test process's warm interpreter for `run_cli` (tests/warm_cli.py), stopped when the process ends."""
+    warm = WarmCli(SESSION_CLI_ENV)
+    atexit.register(warm.stop)
+    return warm
+
+
 def run_cli(module: str, args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """`python -m relevance.<module> args...`, exactly as a user runs it, from `cwd` (a `train` run in a store
-    copied from an empty one where it would create its own: `seed_store`)."""
+    """`python -m relevance.<module> args...` as a user runs it, from `cwd`: forked from this process's warm
+    interpreter, which has the CLIs' imports done (tests/warm_cli.py says what that changes and when a run is
+    started as a plain subprocess instead). A `train` run gets a store copied from an empty one where it would
+    create its own (`seed_store`)."""
     if module == "train":
         seed_store(args, cwd)
-    result = subprocess.run([sys.executable, "-m", f"relevance.{module}", *args], cwd=cwd, env=cli_env(),
-                            capture_output=True, text=True)
+    env = cli_env()
+    warm = warm_cli()
+    if warm.usable_for(env):
+        with tempfile.TemporaryDirectory(prefix="relevance-cli-") as out:
+            returncode = warm.run(module, list(args), Path(cwd).absolute(), Path(out))
+            result = subprocess.CompletedProcess([sys.executable, "-m", f"relevance.{module}", *args], returncode,
+                                                 *(Path(out, name).read_text(errors="replace")
+                                                   for name in ("stdout", "stderr")))
+    else:
+        result = subprocess.run([sys.executable, "-m", f"relevance.{module}", *args], cwd=cwd, env=env,
+                                capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"relevance.{module} failed ({result.returncode}):\n{result.stderr[-6000:]}")
     return result

@@ -1,0 +1,142 @@
+"""`python -m relevance.<module> args...` without paying for its imports each time.
+
+Every CLI run starts by importing torch, transformers, PEFT, MLflow, datasets, scikit-learn and Hydra (about
+8 s on 2 cores) and ends by tearing those modules down (about 2 s); the suites start about 200 runs. A warm
+interpreter has imported them once (one per test process, started with the environment `run_cli` gives every
+run); each run is a fork of it that does what `python -m` does: its working folder, `sys.path[0]` and
+`sys.argv` set, the module executed as `__main__`, stdout and stderr to files, then the interpreter's exit in
+its order (threads that are not daemons joined, atexit handlers run, streams flushed) and its exit status (1
+and a traceback on an uncaught error; -N after signal N, as a subprocess reports it). Only the module
+teardown is skipped: nothing a run leaves on disk depends on it.
+
+What differs from a fresh process, and how it is kept from mattering: what is read at import time is read in
+the warm interpreter, so a run whose environment differs from the one it started with (a test's PYTHONPATH or
+MLFLOW_* variable) is started as a plain subprocess; the modules are imported from the warm interpreter's
+folder (nothing in `relevance` reads the working folder at import). `RELEVANCE_TEST_COLD_CLI=1` starts every
+run as a plain subprocess.
+
+Run as a script, this file is the warm interpreter: requests on stdin, one JSON line each
+({"module", "args", "cwd", "env", "stdout", "stderr"}), each answered with the run's exit status on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+# what the CLIs import before they do anything (relevance.train and relevance.predict import the rest)
+PRELOAD = ("relevance.train", "relevance.predict")
+COLD_ENV = "RELEVANCE_TEST_COLD_CLI"
+
+
+class WarmCli:
+    """The warm interpreter of one test process, started on first use, stopped with the process."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = dict(env)
+        self.process: subprocess.Popen | None = None
+
+    def usable_for(self, env: dict[str, str]) -> bool:
+        return os.environ.get(COLD_ENV) != "1" and env == self.env
+
+    def run(self, module: str, args: list[str], cwd: Path, out_dir: Path) -> int:
+        """The exit status of `python -m relevance.<module> args` run from `cwd`; its output in `out_dir`."""
+        if self.process is None or self.process.poll() is not None:
+            self._start()
+        request = {"module": module, "args": args, "cwd": str(cwd), "env": self.env,
+                   "stdout": str(out_dir / "stdout"), "stderr": str(out_dir / "stderr")}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the warm interpreter ended ({self.process.wait()}) while running relevance.{module}")
+        return int(json.loads(answer)["returncode"])
+
+    def _start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, __file__], env=self.env, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
+        ready = self.process.stdout.readline()
+        if ready.strip() != "ready":
+            raise RuntimeError(f"the warm interpreter did not start ({self.process.wait()})")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(timeout=60)
+
+
+# --------------------------------------------------------------------------- the warm interpreter itself
+
+def _serve() -> None:
+    import importlib
+
+    sys.path.pop(0)  # this file's folder: the runs' modules come from their working folder, as with `python -m`
+    for name in PRELOAD:
+        importlib.import_module(name)
+    for name in PRELOAD:  # a run executes its module as __main__, as `python -m` does: no other copy of it
+        package, _, leaf = name.rpartition(".")
+        del sys.modules[name]
+        delattr(sys.modules[package], leaf)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _run_in_child(request)  # never returns
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), flush=True)
+
+
+def _run_in_child(request: dict) -> None:
+    import atexit
+    import runpy
+    import threading
+
+    os.environ.clear()
+    os.environ.update(request["env"])
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.stdin = open(0, closefd=False)
+    os.chdir(request["cwd"])
+    sys.path.insert(0, os.getcwd())  # what `python -m` puts first
+    sys.argv = ["-m", *request["args"]]  # run_module sets argv[0] to the module's file, as `python -m` does
+    try:
+        runpy.run_module(f"relevance.{request['module']}", run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as stop:
+        code = _exit_status(stop.code)
+    except BaseException:  # noqa: BLE001 - what the interpreter does with an uncaught error
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    # the interpreter's exit, in its order: wait for the threads that are not daemons, run the atexit handlers,
+    # flush the streams; then leave without tearing down thousands of modules one by one (~2 s, nothing a run
+    # can observe once its files are closed)
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
+def _exit_status(code: object) -> int:
+    """What the interpreter makes of `sys.exit(code)`: None 0, a number itself, anything else printed and 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    _serve()
