@@ -76,8 +76,6 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-SESSION_CLI_ENV = cli_env()  # what the warm interpreter starts with: before any test changes the environment
-
 
 @functools.cache
 def empty_store() -> Path:
@@ -107,23 +105,21 @@ def seed_store(args: list[str], cwd: Path) -> None:
 @functools.cache
 def warm_cli() -> WarmCli:
     """This test process's warm interpreter for `run_cli` (tests/warm_cli.py), stopped when the process ends."""
-    warm = WarmCli(SESSION_CLI_ENV)
+    warm = WarmCli()
     atexit.register(warm.stop)
     return warm
 
 
 def run_cli(module: str, args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     """`python -m relevance.<module> args...` as a user runs it, from `cwd`: forked from this process's warm
-    interpreter, which has the CLIs' imports done (tests/warm_cli.py says what that changes and when a run is
-    started as a plain subprocess instead). A `train` run gets a store copied from an empty one where it would
-    create its own (`seed_store`)."""
+    interpreter, which has the CLIs' imports done (tests/warm_cli.py says what that changes). A `train` run gets
+    a store copied from an empty one where it would create its own (`seed_store`)."""
     if module == "train":
         seed_store(args, cwd)
     env = cli_env()
-    warm = warm_cli()
-    if warm.usable_for(env):
+    if WarmCli.enabled():
         with tempfile.TemporaryDirectory(prefix="relevance-cli-") as out:
-            returncode = warm.run(module, list(args), Path(cwd).absolute(), Path(out))
+            returncode = warm_cli().run(module, list(args), Path(cwd).absolute(), env, Path(out))
             result = subprocess.CompletedProcess([sys.executable, "-m", f"relevance.{module}", *args], returncode,
                                                  *(Path(out, name).read_text(errors="replace")
                                                    for name in ("stdout", "stderr")))

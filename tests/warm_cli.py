@@ -2,18 +2,17 @@
 
 Every CLI run starts by importing torch, transformers, PEFT, MLflow, datasets, scikit-learn and Hydra (about
 8 s on 2 cores) and ends by tearing those modules down (about 2 s); the suites start about 200 runs. A warm
-interpreter has imported them once (one per test process, started with the environment `run_cli` gives every
-run); each run is a fork of it that does what `python -m` does: its working folder, `sys.path[0]` and
+interpreter has imported them once (one per test process); each run is a fork of it that does what `python -m` does: its working folder, `sys.path[0]` and
 `sys.argv` set, the module executed as `__main__`, stdout and stderr to files, then the interpreter's exit in
 its order (threads that are not daemons joined, atexit handlers run, streams flushed) and its exit status (1
 and a traceback on an uncaught error; -N after signal N, as a subprocess reports it). Only the module
 teardown is skipped: nothing a run leaves on disk depends on it.
 
 What differs from a fresh process, and how it is kept from mattering: what is read at import time is read in
-the warm interpreter, so a run whose environment differs from the one it started with (a test's PYTHONPATH or
-MLFLOW_* variable) is started as a plain subprocess; the modules are imported from the warm interpreter's
-folder (nothing in `relevance` reads the working folder at import). `RELEVANCE_TEST_COLD_CLI=1` starts every
-run as a plain subprocess.
+the warm interpreter, so it always has the run's environment (a run whose environment differs from the one it
+started with, a test's PYTHONPATH or MLFLOW_* variable, starts it again with that one); the modules are imported
+from the warm interpreter's folder (nothing in `relevance` reads the working folder at import).
+`RELEVANCE_TEST_COLD_CLI=1` starts every run as a plain subprocess instead.
 
 Run as a script, this file is the warm interpreter: requests on stdin, one JSON line each
 ({"module", "args", "cwd", "env", "stdout", "stderr"}), each answered with the run's exit status on stdout.
@@ -34,21 +33,27 @@ COLD_ENV = "RELEVANCE_TEST_COLD_CLI"
 
 
 class WarmCli:
-    """The warm interpreter of one test process, started on first use, stopped with the process."""
+    """The warm interpreter of one test process, started on first use, started again when a run's environment
+    is not the one it has (a restart costs what a plain subprocess's imports cost), stopped with the process."""
 
-    def __init__(self, env: dict[str, str]):
-        self.env = dict(env)
+    def __init__(self) -> None:
+        self.env: dict[str, str] | None = None
         self.process: subprocess.Popen | None = None
+        self.runs = 0  # runs forked so far
 
-    def usable_for(self, env: dict[str, str]) -> bool:
-        return os.environ.get(COLD_ENV) != "1" and env == self.env
+    @staticmethod
+    def enabled() -> bool:
+        return os.environ.get(COLD_ENV) != "1"
 
-    def run(self, module: str, args: list[str], cwd: Path, out_dir: Path) -> int:
-        """The exit status of `python -m relevance.<module> args` run from `cwd`; its output in `out_dir`."""
-        if self.process is None or self.process.poll() is not None:
-            self._start()
-        request = {"module": module, "args": args, "cwd": str(cwd), "env": self.env,
+    def run(self, module: str, args: list[str], cwd: Path, env: dict[str, str], out_dir: Path) -> int:
+        """The exit status of `python -m relevance.<module> args` run from `cwd` with `env`; its output in
+        `out_dir`."""
+        if self.process is None or self.process.poll() is not None or env != self.env:
+            self.stop()
+            self._start(env)
+        request = {"module": module, "args": args, "cwd": str(cwd), "env": env,
                    "stdout": str(out_dir / "stdout"), "stderr": str(out_dir / "stderr")}
+        self.runs += 1
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         answer = self.process.stdout.readline()
@@ -56,7 +61,8 @@ class WarmCli:
             raise RuntimeError(f"the warm interpreter ended ({self.process.wait()}) while running relevance.{module}")
         return int(json.loads(answer)["returncode"])
 
-    def _start(self) -> None:
+    def _start(self, env: dict[str, str]) -> None:
+        self.env = dict(env)
         self.process = subprocess.Popen([sys.executable, __file__], env=self.env, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
         ready = self.process.stdout.readline()
@@ -64,9 +70,11 @@ class WarmCli:
             raise RuntimeError(f"the warm interpreter did not start ({self.process.wait()})")
 
     def stop(self) -> None:
+        """End the warm interpreter: its stdin closed, it leaves its loop (no run is in flight between calls)."""
         if self.process is not None and self.process.poll() is None:
             self.process.stdin.close()
-            self.process.wait(timeout=60)
+            self.process.wait(timeout=60)  # bound: a stop; the interpreter exits as soon as its stdin closes
+        self.process = None
 
 
 # --------------------------------------------------------------------------- the warm interpreter itself
