@@ -2,10 +2,11 @@
 
 Every CLI run starts by importing torch, transformers, PEFT, MLflow, datasets, scikit-learn and Hydra (about
 8 s on 2 cores) and ends by tearing those modules down (about 2 s); the suites start about 200 runs. A warm
-interpreter has imported them once (one per test process); each run is a fork of it that does what `python -m` does: its working folder, `sys.path[0]` and
-`sys.argv` set, the module executed as `__main__`, stdout and stderr to files, then the interpreter's exit in
-its order (threads that are not daemons joined, atexit handlers run, streams flushed) and its exit status (1
-and a traceback on an uncaught error; -N after signal N, as a subprocess reports it). Only the module
+interpreter has imported them once (one per test process); each run is a fork of it that does what
+`python -m` does: its working folder, `sys.path[0]` and `sys.argv` set, the module executed as `__main__`,
+stdout and stderr to files (first what the imports printed), then the interpreter's exit in its order
+(threads that are not daemons joined, atexit handlers run, streams flushed) and its exit status (1 and a
+traceback on an uncaught error; -N after signal N, as a subprocess reports it). Only the module
 teardown is skipped: nothing a run leaves on disk depends on it.
 
 What differs from a fresh process, and how it is kept from mattering: what is read at import time is read in
@@ -15,13 +16,16 @@ from the warm interpreter's folder (nothing in `relevance` reads the working fol
 `RELEVANCE_TEST_COLD_CLI=1` starts every run as a plain subprocess instead.
 
 Run as a script, this file is the warm interpreter: requests on stdin, one JSON line each
-({"module", "args", "cwd", "env", "stdout", "stderr"}), each answered with the run's exit status on stdout.
+({"module", "args", "cwd", "env", "stdout", "stderr", "startup"}), each answered with the run's exit status on
+the pipe whose descriptor is its argument; its own stdout and stderr (what the imports printed) are files in
+the "startup" folder, copied to the start of each run's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,28 +56,41 @@ class WarmCli:
             self.stop()
             self._start(env)
         request = {"module": module, "args": args, "cwd": str(cwd), "env": env,
-                   "stdout": str(out_dir / "stdout"), "stderr": str(out_dir / "stderr")}
+                   "stdout": str(out_dir / "stdout"), "stderr": str(out_dir / "stderr"),
+                   "startup": str(self.startup_dir)}
         self.runs += 1
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
-        answer = self.process.stdout.readline()
+        answer = self.answers.readline()
         if not answer:
             raise RuntimeError(f"the warm interpreter ended ({self.process.wait()}) while running relevance.{module}")
         return int(json.loads(answer)["returncode"])
 
     def _start(self, env: dict[str, str]) -> None:
+        """The warm interpreter with `env`: what it prints while importing goes to `startup_dir` (each run
+        prints it first, as a fresh process would), its answers come on a pipe of their own."""
         self.env = dict(env)
-        self.process = subprocess.Popen([sys.executable, __file__], env=self.env, stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True, cwd=tempfile.gettempdir())
-        ready = self.process.stdout.readline()
-        if ready.strip() != "ready":
-            raise RuntimeError(f"the warm interpreter did not start ({self.process.wait()})")
+        self.startup_dir = Path(tempfile.mkdtemp(prefix="relevance-warm-cli-"))
+        read_fd, write_fd = os.pipe()
+        with open(self.startup_dir / "stdout", "wb") as out, open(self.startup_dir / "stderr", "wb") as err:
+            self.process = subprocess.Popen([sys.executable, __file__, str(write_fd)], env=self.env,
+                                            stdin=subprocess.PIPE, stdout=out, stderr=err, text=True,
+                                            pass_fds=(write_fd,), cwd=tempfile.gettempdir())
+        os.close(write_fd)
+        self.answers = os.fdopen(read_fd, "r")
+        if self.answers.readline().strip() != "ready":
+            self.process.wait()
+            raise RuntimeError(f"the warm interpreter did not start ({self.process.returncode}):\n"
+                               f"{(self.startup_dir / 'stderr').read_text(errors='replace')[-3000:]}")
 
     def stop(self) -> None:
         """End the warm interpreter: its stdin closed, it leaves its loop (no run is in flight between calls)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.stdin.close()
-            self.process.wait(timeout=60)  # bound: a stop; the interpreter exits as soon as its stdin closes
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.stdin.close()
+                self.process.wait(timeout=60)  # bound: a stop; the interpreter exits as soon as its stdin closes
+            self.answers.close()
+            shutil.rmtree(self.startup_dir, ignore_errors=True)
         self.process = None
 
 
@@ -89,16 +106,20 @@ def _serve() -> None:
         package, _, leaf = name.rpartition(".")
         del sys.modules[name]
         delattr(sys.modules[package], leaf)
-    print("ready", flush=True)
+    answers = os.fdopen(int(sys.argv[1]), "w")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    answers.write("ready\n")
+    answers.flush()
     for line in sys.stdin:
         request = json.loads(line)
-        sys.stdout.flush()
-        sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
+            answers.close()
             _run_in_child(request)  # never returns
         _, status = os.waitpid(pid, 0)
-        print(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}), flush=True)
+        answers.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n")
+        answers.flush()
 
 
 def _run_in_child(request: dict) -> None:
@@ -110,8 +131,9 @@ def _run_in_child(request: dict) -> None:
     os.environ.update(request["env"])
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
-    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
-        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        target = os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(target, Path(request["startup"], name).read_bytes())  # what the imports printed, as in any run
         os.dup2(target, fd)
         os.close(target)
     sys.stdin = open(0, closefd=False)
