@@ -117,13 +117,15 @@ def run_cli(module: str, args: list[str], cwd: Path, check: bool = True) -> subp
     if module == "train":
         seed_store(args, cwd)
     env = cli_env()
+    result = None
     if WarmCli.enabled():
         with tempfile.TemporaryDirectory(prefix="relevance-cli-") as out:
             returncode = warm_cli().run(module, list(args), Path(cwd).absolute(), env, Path(out))
-            result = subprocess.CompletedProcess([sys.executable, "-m", f"relevance.{module}", *args], returncode,
-                                                 *(Path(out, name).read_text(errors="replace")
-                                                   for name in ("stdout", "stderr")))
-    else:
+            if returncode is not None:
+                result = subprocess.CompletedProcess([sys.executable, "-m", f"relevance.{module}", *args],
+                                                     returncode, *(Path(out, name).read_text(errors="replace")
+                                                                   for name in ("stdout", "stderr")))
+    if result is None:  # a plain subprocess: asked for, or a run a fork cannot stand in for
         result = subprocess.run([sys.executable, "-m", f"relevance.{module}", *args], cwd=cwd, env=env,
                                 capture_output=True, text=True)
     if check and result.returncode != 0:

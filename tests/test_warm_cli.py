@@ -52,3 +52,33 @@ def test_a_run_sees_its_own_environment_at_import_time(tmp_path, monkeypatch):
 def test_sys_exit_codes_become_the_interpreters_exit_status(code, status, capsys):
     assert _exit_status(code) == status
     assert capsys.readouterr().err == ("a message\n" if isinstance(code, str) else "")
+
+
+def test_a_module_edited_between_runs_is_the_edited_one_in_the_next_run(tmp_path, monkeypatch):
+    """A test that edits a module the warm interpreter has imported (tests/test_identity.py edits the F1 code)
+    gets the edited module in its next run, as a fresh process would: the warm interpreter starts again."""
+    (tmp_path / "hook").mkdir()
+    hook = tmp_path / "hook" / "sitecustomize.py"
+    hook.write_text("print('hook version 1')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "hook"))
+    warm, cold = both_ways(monkeypatch, "train", ["--cfg", "job"], tmp_path)
+    assert warm.stdout.splitlines()[0] == cold.stdout.splitlines()[0] == "hook version 1"
+    hook.write_text("print('hook version 2, longer')\n")
+    restarts = warm_cli().restarts_for_edits
+    warm, cold = both_ways(monkeypatch, "train", ["--cfg", "job"], tmp_path)
+    assert warm.stdout.splitlines()[0] == cold.stdout.splitlines()[0] == "hook version 2, longer"
+    assert warm_cli().restarts_for_edits == restarts + 1
+
+
+def test_a_folder_with_its_own_copy_of_a_module_runs_that_copy(tmp_path, monkeypatch):
+    """`python -m relevance.train` from a folder holding a `relevance` package of its own runs that package
+    (the working folder comes first on sys.path): the run is started as a plain subprocess, not forked."""
+    package = tmp_path / "relevance"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "train.py").write_text("print('the copy in the working folder')\n")
+    monkeypatch.delenv(COLD_ENV, raising=False)
+    forked = warm_cli().runs
+    result = run_cli("train", [], cwd=tmp_path, check=False)
+    assert (result.returncode, result.stdout) == (0, "the copy in the working folder\n"), result
+    assert warm_cli().runs == forked, "the run was forked from the warm interpreter"

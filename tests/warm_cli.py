@@ -11,8 +11,10 @@ teardown is skipped: nothing a run leaves on disk depends on it.
 
 What differs from a fresh process, and how it is kept from mattering: what is read at import time is read in
 the warm interpreter, so it always has the run's environment (a run whose environment differs from the one it
-started with, a test's PYTHONPATH or MLFLOW_* variable, starts it again with that one); the modules are imported
-from the warm interpreter's folder (nothing in `relevance` reads the working folder at import).
+started with, a test's PYTHONPATH or MLFLOW_* variable, starts it again with that one) and the modules' files as
+they were when it started (a run after one of them was edited, a test editing the package, starts it again); a
+fresh `python -m` puts the working folder first on `sys.path`, so a run from a folder that holds a module of
+its own under an imported name (a copy of `relevance`) is started as a plain subprocess, which imports that one.
 `RELEVANCE_TEST_COLD_CLI=1` starts every run as a plain subprocess instead.
 
 Run as a script, this file is the warm interpreter: requests on stdin, one JSON line each
@@ -44,27 +46,40 @@ class WarmCli:
         self.env: dict[str, str] | None = None
         self.process: subprocess.Popen | None = None
         self.runs = 0  # runs forked so far
+        self.restarts_for_edits = 0  # restarts because a module it had imported was edited
 
     @staticmethod
     def enabled() -> bool:
         return os.environ.get(COLD_ENV) != "1"
 
-    def run(self, module: str, args: list[str], cwd: Path, env: dict[str, str], out_dir: Path) -> int:
-        """The exit status of `python -m relevance.<module> args` run from `cwd` with `env`; its output in
-        `out_dir`."""
+    def run(self, module: str, args: list[str], cwd: Path, env: dict[str, str], out_dir: Path) -> int | None:
+        """The exit status of `python -m relevance.<module> args` run from `cwd` with `env`, its output in
+        `out_dir`; None when a fork cannot stand in for that run (`cwd` shadows an imported module): start it as
+        a plain subprocess."""
         if self.process is None or self.process.poll() is not None or env != self.env:
             self.stop()
             self._start(env)
         request = {"module": module, "args": args, "cwd": str(cwd), "env": env,
-                   "stdout": str(out_dir / "stdout"), "stderr": str(out_dir / "stderr"),
-                   "startup": str(self.startup_dir)}
+                   "stdout": str(out_dir / "stdout"), "stderr": str(out_dir / "stderr")}
+        answer = self._ask(request)
+        if "edited" in answer:  # its modules are not the files on disk any more: a fresh one imports those
+            self.stop()
+            self._start(env)
+            self.restarts_for_edits += 1
+            answer = self._ask(request)
+        if "shadowed" in answer:
+            return None
         self.runs += 1
-        self.process.stdin.write(json.dumps(request) + "\n")
+        return int(answer["returncode"])
+
+    def _ask(self, request: dict) -> dict:
+        self.process.stdin.write(json.dumps({**request, "startup": str(self.startup_dir)}) + "\n")
         self.process.stdin.flush()
         answer = self.answers.readline()
         if not answer:
-            raise RuntimeError(f"the warm interpreter ended ({self.process.wait()}) while running relevance.{module}")
-        return int(json.loads(answer)["returncode"])
+            raise RuntimeError(f"the warm interpreter ended ({self.process.wait()}) while running "
+                               f"relevance.{request['module']}")
+        return json.loads(answer)
 
     def _start(self, env: dict[str, str]) -> None:
         """The warm interpreter with `env`: what it prints while importing goes to `startup_dir` (each run
@@ -111,15 +126,60 @@ def _serve() -> None:
     sys.stderr.flush()
     answers.write("ready\n")
     answers.flush()
+    imported = _imported_files()
     for line in sys.stdin:
         request = json.loads(line)
+        why_not = _why_not_forked(request["cwd"], imported)
+        if why_not:
+            answers.write(json.dumps(why_not) + "\n")
+            answers.flush()
+            continue
         pid = os.fork()
         if pid == 0:
-            answers.close()
-            _run_in_child(request)  # never returns
+            try:
+                answers.close()
+                _run_in_child(request)  # leaves with os._exit
+            finally:  # an error before the run started: never back into this loop, which is the parent's
+                os._exit(70)
         _, status = os.waitpid(pid, 0)
         answers.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n")
         answers.flush()
+
+
+def _imported_files() -> dict[str, tuple[int, int]]:
+    """Each imported module's file with its modification time and size, as they are now."""
+    files = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if path and path not in files:
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue
+            files[path] = (stat.st_mtime_ns, stat.st_size)
+    return files
+
+
+def _why_not_forked(cwd: str, imported: dict[str, tuple[int, int]]) -> dict | None:
+    """Why a fork of this interpreter would not run what `python -m` would from `cwd`: an imported module's
+    file edited or removed since it was imported, or a module of `cwd`'s own under the name of an imported
+    top-level module (`python -m` puts `cwd` first on `sys.path`, so a fresh run would import that one)."""
+    import importlib.machinery
+
+    for path, (mtime, size) in imported.items():
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return {"edited": path}
+        if (stat.st_mtime_ns, stat.st_size) != (mtime, size):
+            return {"edited": path}
+    for name, module in list(sys.modules.items()):
+        if "." in name or name == "__main__":
+            continue
+        spec = importlib.machinery.PathFinder.find_spec(name, [cwd])
+        if spec is not None and spec.has_location and spec.origin != getattr(module, "__file__", None):
+            return {"shadowed": spec.origin}
+    return None
 
 
 def _run_in_child(request: dict) -> None:
