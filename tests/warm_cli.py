@@ -126,7 +126,7 @@ def _serve() -> None:
     sys.stderr.flush()
     answers.write("ready\n")
     answers.flush()
-    imported = _imported_files()
+    imported = _imported()
     for line in sys.stdin:
         request = json.loads(line)
         why_not = _why_not_forked(request["cwd"], imported)
@@ -146,38 +146,37 @@ def _serve() -> None:
         answers.flush()
 
 
-def _imported_files() -> dict[str, tuple[int, int]]:
-    """Each imported module's file with its modification time and size, as they are now."""
-    files = {}
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if path and path not in files:
-            try:
-                stat = os.stat(path)
-            except OSError:
-                continue
-            files[path] = (stat.st_mtime_ns, stat.st_size)
-    return files
+def _file_stamp(path: str) -> tuple[int, int] | None:
+    """A file's modification time and size; None when it is gone."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
-def _why_not_forked(cwd: str, imported: dict[str, tuple[int, int]]) -> dict | None:
+def _imported() -> dict[str, dict[str, tuple[int, int] | None]]:
+    """What this interpreter has imported, taken once when it is ready (its modules never change after that:
+    runs import in their forks): each module file's stamp, and each top-level module's file."""
+    files = {path: _file_stamp(path) for path in {getattr(module, "__file__", None) for module in sys.modules.values()}
+             if path}
+    top_level = {name: getattr(module, "__file__", None) for name, module in sys.modules.items()
+                 if "." not in name and name != "__main__"}
+    return {"files": files, "top_level": top_level}
+
+
+def _why_not_forked(cwd: str, imported: dict) -> dict | None:
     """Why a fork of this interpreter would not run what `python -m` would from `cwd`: an imported module's
     file edited or removed since it was imported, or a module of `cwd`'s own under the name of an imported
     top-level module (`python -m` puts `cwd` first on `sys.path`, so a fresh run would import that one)."""
     import importlib.machinery
 
-    for path, (mtime, size) in imported.items():
-        try:
-            stat = os.stat(path)
-        except OSError:
+    for path, stamp in imported["files"].items():
+        if _file_stamp(path) != stamp:
             return {"edited": path}
-        if (stat.st_mtime_ns, stat.st_size) != (mtime, size):
-            return {"edited": path}
-    for name, module in list(sys.modules.items()):
-        if "." in name or name == "__main__":
-            continue
+    for name, path in imported["top_level"].items():
         spec = importlib.machinery.PathFinder.find_spec(name, [cwd])
-        if spec is not None and spec.has_location and spec.origin != getattr(module, "__file__", None):
+        if spec is not None and spec.has_location and spec.origin != path:
             return {"shadowed": spec.origin}
     return None
 
