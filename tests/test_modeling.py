@@ -111,14 +111,37 @@ def test_full_fine_tuning_without_quantization(shared_cache):
     assert all(p.requires_grad for p in params) and all(p.dtype == torch.float32 for p in params)
 
 
-def test_yes_no_head_scores_the_answer_tokens(shared_cache):
-    loaded = load_for_training(tiny_cfg(shared_cache, "head=yes_no", "quant=none"))
+@pytest.mark.parametrize("model", [
+    ["model=tiny_random"], ["model=tiny_qwen2"], ["model=tiny_gemma3"],
+    # text-only Gemma-3, as Gemma-3 270M loads (Gemma3ForCausalLM: a final logit soft-cap in its config)
+    ["model=tiny_random", "model.tiny.architecture=gemma3_text", "+model.tiny.config_fields={head_dim: 16}"],
+], ids=["llama", "qwen2", "gemma3_composite", "gemma3_text"])
+def test_yes_no_head_scores_the_answer_tokens(shared_cache, model):
+    """The head computes only the two answer logits (the last hidden state times two output rows): the same
+    numbers as the LM's own vocabulary logits at the last position, through the LoRA adapter, left-padded rows
+    of different lengths included, in fp32 and under bf16 autocast, and with a final logit soft-cap."""
+    loaded = load_for_training(tiny_cfg(shared_cache, *model, "head=yes_no", "quant=none"))
     assert isinstance(loaded.head, YesNoHead) and loaded.tokenizer.padding_side == "left"
-    batch = loaded.tokenizer(["Search query: shoes", "Search query: a much longer red phone case"],
+    assert hasattr(loaded.model, "get_base_model")  # under the LoRA adapter
+    batch = loaded.tokenizer(["Search query: shoes", "Search query: a much longer red phone case", "x"],
                              padding=True, return_tensors="pt").to(loaded.model.device)
-    logits = loaded.head.pair_logits(loaded.model, batch)
-    full = loaded.model(**batch).logits[:, -1, :]
-    assert torch.allclose(logits, full[:, [loaded.head.negative_id, loaded.head.positive_id]], atol=1e-5)
+    answers = [loaded.head.negative_id, loaded.head.positive_id]
+
+    def both():
+        with torch.no_grad():
+            return loaded.head.pair_logits(loaded.model, batch), loaded.model(**batch).logits[:, -1, answers]
+
+    plain, full = both()
+    assert plain.shape == (3, 2) and torch.allclose(plain, full, atol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        pair, full = both()
+    assert pair.dtype == full.dtype == torch.bfloat16 and torch.allclose(pair.float(), full.float(), atol=2e-2)
+    config = loaded.model.get_base_model().config
+    if "model.tiny.architecture=gemma3_text" in model:  # the LM's forward reads the cap (Gemma-3 270M's is None)
+        config.final_logit_softcapping = 0.5
+        capped, full = both()
+        assert torch.allclose(capped, full, atol=1e-5) and capped.abs().max() <= 0.5
+        assert capped.dtype == full.dtype == plain.dtype and not torch.allclose(capped, plain, atol=1e-3)
 
 
 def test_multi_token_answer_word_is_rejected(shared_cache):
