@@ -1,6 +1,7 @@
 """`head=yes_no`: the two answer logits computed from the last hidden state (the head today) against the LM's
-own `logits_to_keep=1` forward (the head before 2026-12-03), on the same left-padded batch of real QC prompts,
-through the LoRA adapter, forward and backward, in the compute dtype the run would use.
+own `logits_to_keep=1` forward (the head before 2026-12-03, `YesNoHead.lm_pair_logits`), on the same left-padded
+batch of real QC rows encoded as a run encodes them (the task's prompt, the answer suffix), through the LoRA
+adapter, forward and backward, in the compute dtype the run would use.
 
     .venv/bin/python benchmarks/bench_yes_no_head.py                       # Gemma-3 270M, 48 rows
     .venv/bin/python benchmarks/bench_yes_no_head.py --model tiny_random   # a quick look
@@ -22,25 +23,20 @@ import torch
 
 from speed_harness import REPO, compose_train_config
 
+from relevance.modeling.inputs import PromptIds
 from relevance.modeling.loader import load_for_training
 
 SHARED_QC = REPO.parent / "shared" / "data" / "qc"
-DEMO_PROMPTS = ["Search query: running shoes\nProduct category: Sports > Shoes", "Search query: a red phone case"]
+DEMO_ROWS = [{"query": "running shoes", "target": "Sports > Shoes"}, {"query": "a red phone case", "target": "Phones"}]
 
 
-def prompts(rows: int) -> list[str]:
+def rows(count: int) -> list[dict]:
+    """The first `count` real QC rows (query, target), or two demo rows repeated where ../shared is absent."""
     path = SHARED_QC / "train.jsonl"
     if not path.exists():
-        return [DEMO_PROMPTS[i % 2] for i in range(rows)]
-    lines = path.read_text(encoding="utf-8").splitlines()[:rows]
-    return [f"Search query: {r['origin_query']}\nProduct category: {r['category_path']}\nDoes the category match "
-            "the query?\nAnswer (yes or no):" for r in map(json.loads, lines)]
-
-
-def lm_path(head, model, batch):
-    """The head before 2026-12-03: the LM's own forward, logits at the last position only."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1)
-    return out.logits[:, -1, :][:, [head.negative_id, head.positive_id]]
+        return [DEMO_ROWS[i % 2] for i in range(count)]
+    lines = path.read_text(encoding="utf-8").splitlines()[:count]
+    return [{"query": r["origin_query"], "target": r["category_path"]} for r in map(json.loads, lines)]
 
 
 def time_step(pair_logits, repeats: int) -> tuple[float, torch.Tensor]:
@@ -65,11 +61,12 @@ def main() -> None:
     cfg = compose_train_config([f"model={args.model}", "head=yes_no", "quant=none", f"paths.cache_dir={args.cache_dir}",
                                 "paths.root=/tmp"])
     loaded = load_for_training(cfg)
-    batch = loaded.tokenizer(prompts(args.rows), padding=True, return_tensors="pt").to(loaded.model.device)
+    ids = PromptIds(loaded.tokenizer, cfg.task, cfg.head, cfg.model.max_length)(rows(args.rows))  # as a run encodes
+    batch = loaded.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(loaded.model.device)
     dtype = loaded.compute_dtype
     with torch.autocast(loaded.model.device.type, dtype=dtype, enabled=dtype != torch.float32):
         head_s, head_logits = time_step(lambda: loaded.head.pair_logits(loaded.model, batch), args.repeats)
-        lm_s, lm_logits = time_step(lambda: lm_path(loaded.head, loaded.model, batch), args.repeats)
+        lm_s, lm_logits = time_step(lambda: loaded.head.lm_pair_logits(loaded.model, batch), args.repeats)
     result = {"model": args.model, "rows": args.rows, "tokens_per_row": batch["input_ids"].shape[1],
               "compute_dtype": str(dtype), "threads": torch.get_num_threads(),
               "head_seconds_per_step": head_s, "lm_logits_to_keep_seconds_per_step": lm_s,

@@ -24,6 +24,7 @@ class YesNoHead(Head):
         super().__init__(head_cfg, tokenizer)
         self.negative_id = single_token_id(tokenizer, head_cfg.negative_token, "head.negative_token")
         self.positive_id = single_token_id(tokenizer, head_cfg.positive_token, "head.positive_token")
+        self.answer_ids = [self.negative_id, self.positive_id]  # the pair's order: [not relevant, relevant]
 
     @classmethod
     def problems(cls, head_cfg: DictConfig):
@@ -42,11 +43,15 @@ class YesNoHead(Head):
         output_layer = causal_lm.get_output_embeddings()
         decoder = getattr(causal_lm, causal_lm.base_model_prefix, None)
         if decoder is None or type(output_layer) is not torch.nn.Linear:  # e.g. a quantized output layer
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1)
-            return out.logits[:, -1, :][:, [self.negative_id, self.positive_id]]
+            return self.lm_pair_logits(model, batch)
         hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-        answer_rows = [self.negative_id, self.positive_id]
-        bias = None if output_layer.bias is None else output_layer.bias[answer_rows]
-        logits = torch.nn.functional.linear(hidden[:, -1, :], output_layer.weight[answer_rows], bias)
+        bias = None if output_layer.bias is None else output_layer.bias[self.answer_ids]
+        logits = torch.nn.functional.linear(hidden[:, -1, :], output_layer.weight[self.answer_ids], bias)
         cap = getattr(causal_lm.config, "final_logit_softcapping", None)  # as the LM's forward reads it
         return logits if cap is None else torch.tanh(logits / cap) * cap
+
+    def lm_pair_logits(self, model, batch):
+        """The same two logits from the LM's own forward (`logits_to_keep=1`): every vocabulary logit at the last
+        position, then the two. What `pair_logits` falls back to, and its baseline in `bench_yes_no_head.py`."""
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=1)
+        return out.logits[:, -1, self.answer_ids]
